@@ -1,0 +1,28 @@
+"""Atomic file writes: an artefact is either complete or absent, never half-written."""
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+
+def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same directory as the target so os.replace never crosses a file system.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

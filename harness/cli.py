@@ -1,0 +1,69 @@
+"""Command line: ``dacode-bench`` (same as ``python -m harness``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from harness.errors import HarnessError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import print_breakdown, run_suite
+
+    start = time.perf_counter()
+    outcome = run_suite(
+        args.suite, profile=args.profile, data_root=args.data_root, results_root=args.results,
+        seed=args.seed, method_names=args.methods, steps=args.steps, progress=not args.quiet,
+        log=(lambda *_: None) if args.quiet else print,
+    )
+    print()
+    print(outcome.text_table)
+    print(f"results: {outcome.run_dir}  (results.json, per_image.csv, table.tex, table.html, table.txt)")
+    print_breakdown(outcome, time.perf_counter() - start)
+    return 0
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from harness.suite import available_suites, load_suite
+
+    for name in available_suites():
+        suite = load_suite(name)
+        print(f"{name:24s} {suite.source}: {suite.title}  (profiles: {', '.join(suite.profiles)})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dacode-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite (train/evaluate every row) and render its table")
+    run.add_argument("suite", help="suite id (see `dacode-bench suites`) or path to a suite YAML file")
+    run.add_argument("--profile", default="mini", help="'mini' (offline, synthetic; default) or 'paper'")
+    run.add_argument("--data-root", default=None, help="root of the benchmark data (paper profile)")
+    run.add_argument("--results", default="results", help="results root folder (default: ./results)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--methods", nargs="+", default=None, help="only these rows (names or model ids)")
+    run.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or per-method logs")
+    run.set_defaults(func=_cmd_run)
+
+    suites = sub.add_parser("suites", help="list the available suites")
+    suites.set_defaults(func=_cmd_suites)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no partial results were published", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Synthetic degradations, each a small seeded function of a clean uint8 RGB image.
+
+Every function takes ``clean`` as an H×W×3 uint8 array and a ``numpy.random.Generator``
+and returns an H×W×3 uint8 array, so the same seed always gives the same image.
+
+- ``add_gaussian_noise``: exactly the denoising test protocol of PromptIR/AirNet
+  (../shared/research/baselines.md §3.1): float64 standard-normal noise times sigma added
+  to the uint8 image, clipped to [0, 255], then *truncated* (not rounded) to uint8.
+- ``add_haze``: the atmospheric scattering model I = J·t + A·(1 − t), t = exp(−β·d), as
+  used to synthesise RESIDE/SOTS, with a synthetic smooth depth map d ∈ [0, 1].
+- ``add_rain``: additive rain streaks (the Rain100L synthesis style): sparse impulses
+  smeared along one direction by a line kernel, added to the image and clipped.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+
+
+def seed_for(*parts: object) -> int:
+    """A 63-bit seed derived from the parts, e.g. (dataset, image id, sigma).
+
+    Independent of file order, worker count and what ran before (unlike one global stream).
+    """
+    text = "/".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") >> 1
+
+
+def _check_image(clean: np.ndarray) -> None:
+    if clean.dtype != np.uint8 or clean.ndim != 3 or clean.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 uint8 image, got {clean.dtype} {clean.shape}")
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def add_gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    _check_image(clean)
+    noise = rng.standard_normal(clean.shape)  # float64, as np.random.randn in the protocol
+    return np.clip(clean.astype(np.float64) + noise * sigma, 0, 255).astype(np.uint8)
+
+
+def synthetic_depth(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth depth map in [0, 1]: far at the top, near at the bottom, with low-frequency bumps."""
+    ramp = np.linspace(1.0, 0.0, height, dtype=np.float64)[:, None].repeat(width, axis=1)
+    coarse = rng.random((4, 4))
+    bumps = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    depth = 0.7 * ramp + 0.3 * bumps
+    depth -= depth.min()
+    return depth / max(depth.max(), 1e-12)
+
+
+def add_haze(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    beta: float | None = None,
+    airlight: float | None = None,
+    depth: np.ndarray | None = None,
+) -> np.ndarray:
+    """Haze by the scattering model; β (density) and A (airlight) are drawn when not given."""
+    _check_image(clean)
+    h, w, _ = clean.shape
+    beta = float(rng.uniform(0.8, 2.0)) if beta is None else float(beta)
+    airlight = float(rng.uniform(0.75, 0.95)) if airlight is None else float(airlight)
+    depth = synthetic_depth(h, w, rng) if depth is None else depth
+    t = np.exp(-beta * depth)[..., None]
+    hazy = clean.astype(np.float64) / 255.0 * t + airlight * (1.0 - t)
+    return _to_uint8(hazy)
+
+
+def rain_layer(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    density: float,
+    length: int,
+    angle_deg: float,
+) -> np.ndarray:
+    """A streak layer in [0, 1]: impulses smeared by a normalised line kernel at one angle."""
+    impulses = (rng.random((height, width)) < density) * rng.uniform(0.6, 1.0, (height, width))
+    kernel = np.zeros((length, length), dtype=np.float64)
+    kernel[:, length // 2] = 1.0
+    rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle_deg, 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    kernel /= max(kernel.sum(), 1e-12)
+    streaks = cv2.filter2D(impulses, -1, kernel * length * 0.5, borderType=cv2.BORDER_REFLECT)
+    streaks = cv2.GaussianBlur(streaks, (3, 3), 0.5)
+    return np.clip(streaks, 0.0, 1.0)
+
+
+def add_rain(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    density: float | None = None,
+    length: int | None = None,
+    angle_deg: float | None = None,
+    strength: float = 0.8,
+) -> np.ndarray:
+    """Additive rain streaks; density, streak length and angle are drawn when not given."""
+    _check_image(clean)
+    h, w, _ = clean.shape
+    density = float(rng.uniform(0.004, 0.012)) if density is None else float(density)
+    length = int(rng.integers(9, 20)) if length is None else int(length)
+    length += 1 - length % 2  # odd, so the kernel has a centre
+    angle_deg = float(rng.uniform(-25.0, 25.0)) if angle_deg is None else float(angle_deg)
+    streaks = rain_layer(h, w, rng, density, length, angle_deg)
+    rainy = clean.astype(np.float64) / 255.0 + strength * streaks[..., None]
+    return _to_uint8(np.clip(rainy, 0.0, 1.0))
+
+
+def degrade(task: str, clean: np.ndarray, rng: np.random.Generator, sigma: float | None = None) -> np.ndarray:
+    """Apply the degradation of a table column's task."""
+    if task == "denoise":
+        if sigma is None:
+            raise ValueError("denoise needs sigma")
+        return add_gaussian_noise(clean, sigma, rng)
+    if task == "dehaze":
+        return add_haze(clean, rng)
+    if task == "derain":
+        return add_rain(clean, rng)
+    raise ValueError(f"no synthetic degradation for task '{task}' yet; known: denoise, dehaze, derain")

@@ -1,0 +1,96 @@
+"""Named image-quality protocols: ``score(name, restored, target)``.
+
+Papers in this field compute "PSNR/SSIM" in incompatible ways (RGB vs Y, window, 8-bit
+vs float; ../shared/research/protocols.md §3), so every protocol has a name and a stated
+convention, and tables footnote the one they used.
+
+Default protocol (``psnr_y`` / ``ssim_y``), the BasicSR/MATLAB convention:
+- the restored image is clipped to [0, 1] and rounded to 8 bits (what saving a PNG does,
+  and what BasicSR's ``tensor2img`` does before its metrics);
+- Y = 16 + 65.481·R + 128.553·G + 24.966·B (R, G, B in [0, 1]), ITU-R BT.601 limited range,
+  as MATLAB's ``rgb2ycbcr``;
+- computed by pyiqa with ``test_y_channel=True`` and ``color_space='ycbcr'``. pyiqa's own
+  default is YIQ, which reads 20·log10(255/219) ≈ 1.32 dB lower — never use it;
+- SSIM: 11×11 Gaussian window σ = 1.5, valid region, Y rounded to integers (pyiqa follows
+  MATLAB here; BasicSR, which does not round Y, reads ~1e-3 higher: deps.md §2).
+- no border crop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class MetricProtocol:
+    name: str
+    display: str
+    channel: str
+    library: str
+    window: str
+    data_range: str
+    quantisation: str
+    border_crop: int
+    higher_is_better: bool
+    compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@lru_cache(maxsize=None)
+def _pyiqa_metric(kind: str, device: str):
+    import pyiqa
+
+    # color_space='ycbcr' is the point: pyiqa defaults to 'yiq' (1.32 dB off MATLAB's Y).
+    return pyiqa.create_metric(kind, test_y_channel=True, color_space="ycbcr", device=torch.device(device))
+
+
+def quantise_8bit(img: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] and round to the nearest of 256 levels."""
+    return torch.round(img.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+def _pyiqa_y(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def compute(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        metric = _pyiqa_metric(kind, str(restored.device))
+        with torch.no_grad():
+            return metric(quantise_8bit(restored), quantise_8bit(target)).to(torch.float64).reshape(-1)
+
+    return compute
+
+
+PROTOCOLS: dict[str, MetricProtocol] = {
+    "psnr_y": MetricProtocol(
+        name="psnr_y", display="PSNR", channel="Y (BT.601, 16-235)", library="pyiqa 0.1.16",
+        window="-", data_range="255", quantisation="8-bit (rounded)", border_crop=0,
+        higher_is_better=True, compute=_pyiqa_y("psnr"),
+    ),
+    "ssim_y": MetricProtocol(
+        name="ssim_y", display="SSIM", channel="Y (BT.601, 16-235, rounded)", library="pyiqa 0.1.16",
+        window="Gaussian 11x11, sigma 1.5", data_range="255", quantisation="8-bit (rounded)",
+        border_crop=0, higher_is_better=True, compute=_pyiqa_y("ssim"),
+    ),
+}
+
+
+def get_protocol(name: str) -> MetricProtocol:
+    if name not in PROTOCOLS:
+        raise HarnessError(f"unknown metric protocol '{name}'; allowed: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def score(name: str, restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Score a batch: inputs N×3×H×W in [0, 1] (restored may overshoot; it is clipped).
+
+    Returns a float64 tensor of shape (N,).
+    """
+    protocol = get_protocol(name)
+    if restored.shape != target.shape or restored.ndim != 4 or restored.shape[1] != 3:
+        raise ValueError(
+            f"score('{name}'): expected two N×3×H×W tensors of equal shape, "
+            f"got {tuple(restored.shape)} and {tuple(target.shape)}"
+        )
+    return protocol.compute(restored.float(), target.float())

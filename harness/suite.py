@@ -1,0 +1,180 @@
+"""Suite files: declarative descriptions of one paper table (what to run, how to show it).
+
+A suite names datasets, degradations, methods and the table layout; it never contains
+code. Files live in ``suites/<name>.yaml`` and are validated here with pydantic so a
+mistake is reported as ``<file>: <key path>: <problem>``.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import HarnessError
+
+import suites as _suites_package
+
+SUITES_DIR = pathlib.Path(_suites_package.__file__).resolve().parent
+
+Task = Literal["denoise", "derain", "dehaze", "deblur", "lowlight", "desnow", "composite"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    """One result column of the table, e.g. BSD68 at sigma=25."""
+
+    id: str
+    group: str = Field(description="header over the column, e.g. 'Denoising on BSD68'")
+    label: str = Field(description="sub-header, e.g. 'SOTS' or 'σ = 25'")
+    task: Task
+    dataset: str = Field(description="dataset id resolved by harness.data")
+    sigma: float | None = Field(default=None, description="noise level for denoising columns")
+
+    @model_validator(mode="after")
+    def _sigma_for_denoise(self) -> "Column":
+        if self.task == "denoise" and self.sigma is None:
+            raise ValueError(f"column '{self.id}': a denoise column needs 'sigma'")
+        return self
+
+
+class TrainConfig(_Strict):
+    """Training budget and optimiser (DACode §4.2: AdamW, lr 2e-4, cosine to zero, L1)."""
+
+    steps: int | None = Field(default=None, gt=0)
+    epochs: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(gt=0)
+    patch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> "TrainConfig":
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' or 'epochs'")
+        return self
+
+
+class Profile(_Strict):
+    """How to run the suite: 'mini' (offline, synthetic) or 'paper' (real benchmark data)."""
+
+    description: str
+    comparable_with_paper: bool
+    train: TrainConfig
+
+
+class MethodEntry(_Strict):
+    """A table row: a method from the registry and its per-profile constructor overrides."""
+
+    name: str = Field(description="row label in the table")
+    model: str = Field(description="method id in harness.methods, e.g. 'dacode'")
+    citation: str | None = None
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-profile keyword overrides for create_model"
+    )
+
+
+class ReportedRow(_Strict):
+    """A row as printed in the paper: cells are [PSNR, SSIM] per column id."""
+
+    method: str
+    citation: str | None = None
+    cells: dict[str, tuple[float, float]]
+    average: tuple[float, float] | None = None
+    params: str | None = None
+
+
+class Suite(_Strict):
+    name: str
+    title: str
+    source: str = Field(description="where the table comes from, e.g. 'DACode paper, Table 1'")
+    caption: str
+    metrics: tuple[str, str] = ("psnr_y", "ssim_y")
+    columns: list[Column]
+    average: Literal["mean_of_columns"] = "mean_of_columns"
+    show_params: bool = True
+    methods: list[MethodEntry]
+    profiles: dict[str, Profile]
+    reported: list[ReportedRow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Suite":
+        ids = [c.id for c in self.columns]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate column ids in {ids}")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate method names in {names}")
+        for row in self.reported:
+            unknown = set(row.cells) - set(ids)
+            if unknown:
+                raise ValueError(f"reported row '{row.method}' names unknown columns {sorted(unknown)}")
+        for m in self.methods:
+            unknown = set(m.overrides) - set(self.profiles)
+            if unknown:
+                raise ValueError(
+                    f"method '{m.name}' has overrides for unknown profiles {sorted(unknown)}; "
+                    f"profiles are {sorted(self.profiles)}"
+                )
+        return self
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise HarnessError(
+                f"suite '{self.name}': unknown profile '{name}'; allowed: {', '.join(sorted(self.profiles))}"
+            )
+        return self.profiles[name]
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def resolve_suite_path(name_or_path: str) -> pathlib.Path:
+    """A suite is named by id (``table1_three_task``) or by a path to a YAML file."""
+    candidate = pathlib.Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise HarnessError(f"suite file '{candidate}' does not exist")
+        return candidate
+    path = SUITES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise HarnessError(
+            f"unknown suite '{name_or_path}'; available: {', '.join(available_suites()) or '(none)'}"
+            f" (looked in {SUITES_DIR})"
+        )
+    return path
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = resolve_suite_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise HarnessError(f"{path}: {where}malformed YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{path}: a suite file must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        return Suite.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise HarnessError(f"{path}: {_format_loc(first['loc'])}: {first['msg']}{more}") from None

@@ -1,0 +1,104 @@
+"""nox sessions for dacode-bench.
+
+All sessions share ONE virtual environment (``.nox/dacode-env``): torch alone is ~1.4 GB,
+so building it once per session would waste minutes and disk. The environment is
+(re)installed only when the install recipe below or ``pyproject.toml``'s dependencies
+change (a stamp file records their hash), so a second run starts in seconds.
+
+Install recipe (why each step: ../shared/research/deps.md):
+1. torch and torchvision pinned in ONE pip call. On a GPU-less x86_64 machine
+   ``torch==2.13.0`` resolves to the local CPU build; an unpinned torch pulls multi-GB CUDA
+   wheels. Users with a CUDA machine set ``DACODE_TORCH_SPEC`` (see README).
+2. pyiqa with ``--no-deps`` (its full dependency set is ~2.5 GB we never import),
+3. the rest of pyproject's dependencies, then the project itself (editable, no deps).
+4. A CUDA build of torch on a machine without a GPU is refused at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import sys
+
+import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests"]
+
+ROOT = pathlib.Path(__file__).resolve().parent
+ENV_DIR = ROOT / ".nox" / "dacode-env"
+TORCH_SPEC = os.environ.get("DACODE_TORCH_SPEC", "torch==2.13.0 torchvision==0.28.0").split()
+PYIQA_SPEC = "pyiqa==0.1.16"
+# Installed by step 1/2 above, so step 3 must not resolve them again.
+SEPARATELY_INSTALLED = ("torch", "torchvision", "pyiqa")
+
+CHECK_TORCH = """
+import sys, torch
+cuda_build = torch.version.cuda is not None
+if cuda_build and not torch.cuda.is_available():
+    sys.exit(f"torch {torch.__version__} is a CUDA build but this machine has no usable GPU: "
+             "reinstall with the CPU pins (delete .nox/dacode-env and rerun), or set "
+             "DACODE_TORCH_SPEC to the build that fits this machine.")
+print(f"torch {torch.__version__} (cuda: {torch.version.cuda}, gpu available: {torch.cuda.is_available()})")
+"""
+
+
+def _project_dependencies() -> list[str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(meta["dependencies"]) + list(meta["optional-dependencies"]["test"])
+
+    def base_name(req: str) -> str:
+        for sep in "=<>![ ;":
+            req = req.split(sep)[0]
+        return req.strip().lower()
+
+    return [d for d in deps if base_name(d) not in SEPARATELY_INSTALLED]
+
+
+def _env_python() -> pathlib.Path:
+    return ENV_DIR / "bin" / "python"
+
+
+def shared_env(session: nox.Session) -> pathlib.Path:
+    """Create or reuse the shared environment; return its bin directory."""
+    deps = _project_dependencies()
+    recipe = "\n".join([*TORCH_SPEC, PYIQA_SPEC, *deps])
+    stamp_value = hashlib.sha256(recipe.encode()).hexdigest()
+    stamp = ENV_DIR / ".install-stamp"
+    python = str(_env_python())
+    if not (stamp.exists() and stamp.read_text() == stamp_value and _env_python().exists()):
+        session.log(f"installing the shared environment in {ENV_DIR}")
+        if not _env_python().exists():
+            session.run(sys.executable, "-m", "venv", str(ENV_DIR), external=True)
+        pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        session.run(*pip, *TORCH_SPEC, external=True)
+        session.run(python, "-c", CHECK_TORCH, external=True)
+        session.run(*pip, "--no-deps", PYIQA_SPEC, external=True)
+        session.run(*pip, *deps, external=True)
+        session.run(*pip, "--no-deps", "-e", str(ROOT), external=True)
+        stamp.write_text(stamp_value)
+    else:
+        session.log(f"reusing the shared environment in {ENV_DIR}")
+    session.run(python, "-c", CHECK_TORCH, external=True, silent=False)
+    return ENV_DIR / "bin"
+
+
+@nox.session(name="tests")
+def tests(session: nox.Session) -> None:
+    """Run the test suite (CPU, offline)."""
+    bin_dir = shared_env(session)
+    session.run(str(bin_dir / "python"), "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session(name="reproduce-table1")
+def reproduce_table1(session: nox.Session) -> None:
+    """Table 1 (3-task): default profile 'mini'. Pass e.g. `-- --profile paper --data-root DIR`."""
+    bin_dir = shared_env(session)
+    session.run(
+        str(bin_dir / "dacode-bench"), "run", "table1_three_task", *session.posargs, external=True
+    )

@@ -1,0 +1,1 @@
+"""Paper-format report templates (jinja2) used by ``harness.report``."""

@@ -1,0 +1,1 @@
+"""Declarative suite files, one per paper table (``*.yaml`` beside this file)."""

@@ -1,0 +1,106 @@
+"""Physics and protocol checks for the synthetic degradations and the mini data."""
+import numpy as np
+import pytest
+
+from harness.data import center_crop_multiple, dihedral
+from harness.data import mini
+from harness.data.degradations import add_gaussian_noise, add_haze, add_rain, degrade, seed_for
+
+
+def _clean(h=48, w=64):
+    rng = np.random.default_rng(123)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_noise_is_the_denoising_protocol():
+    """clip(clean + randn·σ, 0, 255) then a truncating uint8 cast (baselines.md §3.1)."""
+    clean = _clean()
+    noisy = add_gaussian_noise(clean, 25, np.random.default_rng(7))
+    expected_noise = np.random.default_rng(7).standard_normal(clean.shape)
+    raw = np.clip(clean + expected_noise * 25, 0, 255)
+    np.testing.assert_array_equal(noisy, np.floor(raw).astype(np.uint8))
+    # truncation, not rounding: some pixels differ from the rounded version
+    assert (np.round(raw).astype(np.uint8) != noisy).any()
+
+
+def test_noise_level_is_sigma():
+    clean = np.full((256, 256, 3), 128, np.uint8)
+    noisy = add_gaussian_noise(clean, 15, np.random.default_rng(0)).astype(np.float64)
+    # truncation lowers the mean by ~0.5 but leaves the spread at sigma
+    assert noisy.std() == pytest.approx(15, rel=0.02)
+    assert noisy.mean() == pytest.approx(127.5, abs=0.2)
+
+
+def test_seed_depends_on_parts_not_order():
+    assert seed_for("bsd68", "img1", 25) == seed_for("bsd68", "img1", 25)
+    assert seed_for("bsd68", "img1", 25) != seed_for("bsd68", "img1", 15)
+    assert seed_for("bsd68", "img1", 25) != seed_for("bsd68", "img2", 25)
+    assert 0 <= seed_for("x") < 2**63
+
+
+def test_haze_lowers_contrast_monotonically_with_beta():
+    clean = _clean(64, 64)
+    depth = np.full((64, 64), 0.8)
+    stds = [add_haze(clean, np.random.default_rng(0), beta=b, airlight=0.9, depth=depth).std()
+            for b in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert stds[0] == pytest.approx(clean.std(), abs=0.5)  # beta 0: transmission 1, no haze
+    assert all(a > b for a, b in zip(stds, stds[1:]))
+
+
+def test_haze_matches_scattering_model():
+    clean = np.full((8, 8, 3), 50, np.uint8)
+    depth = np.full((8, 8), 1.0)
+    hazy = add_haze(clean, np.random.default_rng(0), beta=1.0, airlight=0.9, depth=depth)
+    t = np.exp(-1.0)
+    expected = round((50 / 255 * t + 0.9 * (1 - t)) * 255)
+    assert (hazy == expected).all()
+
+
+def test_rain_is_additive_and_grows_with_density():
+    clean = _clean(96, 96) // 2
+    light = add_rain(clean, np.random.default_rng(1), density=0.002, length=11, angle_deg=10)
+    heavy = add_rain(clean, np.random.default_rng(1), density=0.02, length=11, angle_deg=10)
+    assert (light.astype(int) >= clean).all() and (heavy.astype(int) >= clean).all()
+    assert heavy.mean() > light.mean() > clean.mean()
+
+
+def test_degrade_dispatch_and_errors():
+    clean = _clean(16, 16)
+    assert degrade("denoise", clean, np.random.default_rng(0), sigma=15).shape == clean.shape
+    with pytest.raises(ValueError, match="sigma"):
+        degrade("denoise", clean, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no synthetic degradation for task 'deblur'"):
+        degrade("deblur", clean, np.random.default_rng(0))
+
+
+def test_mini_sets_are_seeded_and_disjoint():
+    a = mini.test_set("c", "bsd68", "denoise", 25)
+    b = mini.test_set("c", "bsd68", "denoise", 25)
+    for pa, pb in zip(a.pairs, b.pairs):
+        np.testing.assert_array_equal(pa.degraded, pb.degraded)
+    assert set(mini.TEST_IMAGES).isdisjoint(mini.TRAIN_IMAGES)
+    assert all(p.clean.shape == (mini.TEST_SIZE, mini.TEST_SIZE, 3) for p in a.pairs)
+    assert "not comparable with the paper" in a.notes["source"]
+
+
+def test_mini_sampler_shapes_and_determinism():
+    sampler = mini.MiniPatchSampler([("denoise", 25.0), ("derain", None), ("dehaze", None)])
+    d1, c1 = sampler.sample(np.random.default_rng(3), 5, 32)
+    d2, c2 = sampler.sample(np.random.default_rng(3), 5, 32)
+    assert d1.shape == c1.shape == (5, 32, 32, 3) and d1.dtype == np.uint8
+    np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(c1, c2)
+
+
+def test_dihedral_gives_eight_distinct_variants():
+    img = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    variants = {dihedral(img, k).tobytes() + bytes(dihedral(img, k).shape) for k in range(8)}
+    assert len(variants) == 8
+
+
+def test_center_crop_multiple_matches_promptir_arithmetic():
+    img = np.zeros((321, 481, 3), np.uint8)
+    img[0, :, :] = 1  # the first row is cropped (321 % 16 = 1 → top 0, bottom 1)
+    out = center_crop_multiple(img, 16)
+    assert out.shape == (320, 480, 3)
+    assert out[0].max() == 1  # ch // 2 = 0 rows removed at the top
