@@ -33,6 +33,42 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_overrides(items: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise HarnessError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import json
+
+    from harness import atomic
+    from harness.methods import get_method
+    from harness.profile import format_report, profile_method
+
+    get_method(args.method)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise HarnessError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    height, width = (args.size, args.size) if args.height is None else (args.height, args.size)
+    report = profile_method(
+        args.method, _parse_overrides(args.set), size=(height, width), batch=args.batch, device=args.device,
+        warmup=args.warmup, iters=args.iters, measure_memory=not args.no_memory,
+    )
+    print(format_report(report))
+    if args.json:
+        atomic.write_text(args.json, json.dumps(report.as_dict(), indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dacode-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-method logs")
     run.set_defaults(func=_cmd_run)
+
+    prof = sub.add_parser("profile", help="parameters, FLOPs/MACs, latency and peak memory of a method")
+    prof.add_argument("method", help="method id, e.g. dacode, dacode-s, promptir, airnet")
+    prof.add_argument("--size", type=int, default=256, help="input width (and height unless --height)")
+    prof.add_argument("--height", type=int, default=None)
+    prof.add_argument("--batch", type=int, default=1)
+    prof.add_argument("--device", default="cpu")
+    prof.add_argument("--warmup", type=int, default=2)
+    prof.add_argument("--iters", type=int, default=10)
+    prof.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
+    prof.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="constructor override, e.g. --set dim=16 --set 'blocks=[1,1,1,1,1,1,1]'")
+    prof.add_argument("--json", default=None, help="also write the report as JSON here")
+    prof.set_defaults(func=_cmd_profile)
 
     suites = sub.add_parser("suites", help="list the available suites")
     suites.set_defaults(func=_cmd_suites)

@@ -14,6 +14,13 @@ Default protocol (``psnr_y`` / ``ssim_y``), the BasicSR/MATLAB convention:
 - SSIM: 11×11 Gaussian window σ = 1.5, valid region, Y rounded to integers (pyiqa follows
   MATLAB here; BasicSR, which does not round Y, reads ~1e-3 higher: deps.md §2).
 - no border crop.
+
+RGB protocols of the compared papers (../shared/research/protocols.md §3, baselines.md §3):
+- ``psnr_rgb`` / ``ssim_rgb`` — PromptIR, AirNet, AdaIR: scikit-image on RGB floats in [0, 1]
+  (restored output clipped, *not* quantised), ``data_range=1``; SSIM with the default uniform
+  7×7 window and sample covariance, averaged over the three channels
+  (``channel_axis=-1``, the modern spelling of their ``multichannel=True``);
+- ``ssim_rgb_gauss`` — MoCE-IR: the same with ``gaussian_weights=True`` (σ 1.5, 11 taps).
 """
 from __future__ import annotations
 
@@ -57,7 +64,27 @@ def _pyiqa_y(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def compute(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         metric = _pyiqa_metric(kind, str(restored.device))
         with torch.no_grad():
-            return metric(quantise_8bit(restored), quantise_8bit(target)).to(torch.float64).reshape(-1)
+            restored_q, target_q = quantise_8bit(restored.float()), quantise_8bit(target.float())
+            return metric(restored_q, target_q).to(torch.float64).reshape(-1)
+
+    return compute
+
+
+def _hwc_float64(batch: torch.Tensor) -> list:
+    return [img.detach().cpu().permute(1, 2, 0).double().numpy() for img in batch]
+
+
+def _skimage_rgb(kind: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def compute(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        values = []
+        for r, t in zip(_hwc_float64(restored.clamp(0.0, 1.0)), _hwc_float64(target.clamp(0.0, 1.0))):
+            if kind == "psnr":
+                values.append(peak_signal_noise_ratio(t, r, data_range=1.0))
+            else:
+                values.append(structural_similarity(t, r, data_range=1.0, channel_axis=-1, **kwargs))
+        return torch.tensor(values, dtype=torch.float64)
 
     return compute
 
@@ -72,6 +99,22 @@ PROTOCOLS: dict[str, MetricProtocol] = {
         name="ssim_y", display="SSIM", channel="Y (BT.601, 16-235, rounded)", library="pyiqa 0.1.16",
         window="Gaussian 11x11, sigma 1.5", data_range="255", quantisation="8-bit (rounded)",
         border_crop=0, higher_is_better=True, compute=_pyiqa_y("ssim"),
+    ),
+    "psnr_rgb": MetricProtocol(
+        name="psnr_rgb", display="PSNR", channel="RGB", library="scikit-image",
+        window="-", data_range="1", quantisation="none (float, clipped)", border_crop=0,
+        higher_is_better=True, compute=_skimage_rgb("psnr"),
+    ),
+    "ssim_rgb": MetricProtocol(
+        name="ssim_rgb", display="SSIM", channel="RGB (channel mean)", library="scikit-image",
+        window="uniform 7x7, sample covariance", data_range="1", quantisation="none (float, clipped)",
+        border_crop=0, higher_is_better=True, compute=_skimage_rgb("ssim"),
+    ),
+    "ssim_rgb_gauss": MetricProtocol(
+        name="ssim_rgb_gauss", display="SSIM", channel="RGB (channel mean)", library="scikit-image",
+        window="Gaussian 11x11, sigma 1.5, sample covariance", data_range="1",
+        quantisation="none (float, clipped)", border_crop=0, higher_is_better=True,
+        compute=_skimage_rgb("ssim", gaussian_weights=True),
     ),
 }
 
@@ -93,4 +136,4 @@ def score(name: str, restored: torch.Tensor, target: torch.Tensor) -> torch.Tens
             f"score('{name}'): expected two N×3×H×W tensors of equal shape, "
             f"got {tuple(restored.shape)} and {tuple(target.shape)}"
         )
-    return protocol.compute(restored.float(), target.float())
+    return protocol.compute(restored, target)

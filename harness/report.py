@@ -23,6 +23,13 @@ TEMPLATES = pathlib.Path(_reports_package.__file__).resolve().parent / "template
 class Mark:
     text: str
     rank: int = 0  # 1 best (bold), 2 second (underlined), 0 plain
+    not_significant: bool = False  # best, but not significantly better than the second
+
+
+NOT_SIGNIFICANT_NOTE = (
+    "†: best PSNR not significantly better than the second best on the same images "
+    "(95% paired bootstrap interval of the mean difference includes 0, or Wilcoxon signed-rank p ≥ 0.05)."
+)
 
 
 @dataclass
@@ -73,10 +80,13 @@ def build_table(result: dict) -> Table:
             for j, (p, s) in enumerate(values)
         ]
         rows.append(Row(method["name"], cells, method.get("params_display", "")))
+    footnotes = list(result.get("footnotes", []))
     if len(rows) < 2:  # a single row has nothing to be best against
         for row in rows:
             for a, b in row.cells:
                 a.rank = b.rank = 0
+    elif result.get("per_image") and _mark_not_significant(result, rows, psnr_key):
+        footnotes.append(NOT_SIGNIFICANT_NOTE)
     return Table(
         title=result["title"],
         caption=result["caption"],
@@ -85,15 +95,40 @@ def build_table(result: dict) -> Table:
         column_labels=labels,
         rows=rows,
         show_params=result.get("show_params", True),
-        footnotes=result.get("footnotes", []),
+        footnotes=footnotes,
     )
+
+
+def _mark_not_significant(result: dict, rows: list[Row], metric: str) -> bool:
+    """Flag per-column best PSNR cells that a paired test cannot separate from the runner-up."""
+    from harness.stats import paired_comparison
+
+    per_method: dict[tuple[str, str], dict[str, float]] = {}
+    for rec in result["per_image"]:
+        per_method.setdefault((rec["method"], rec["column"]), {})[rec["image_id"]] = rec[metric]
+    any_marked = False
+    for j, column in enumerate(result["columns"]):
+        best = [r for r in rows if r.cells[j][0].rank == 1]
+        second = [r for r in rows if r.cells[j][0].rank == 2]
+        if len(best) != 1 or not second:
+            continue
+        a = per_method.get((best[0].name, column["id"]), {})
+        b = per_method.get((second[0].name, column["id"]), {})
+        ids = sorted(set(a) & set(b))
+        if len(ids) < 2:
+            continue
+        cmp = paired_comparison([a[i] for i in ids], [b[i] for i in ids])
+        if not cmp.significant():
+            best[0].cells[j][0].not_significant = True
+            any_marked = True
+    return any_marked
 
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
-_LATEX_UNICODE = {"σ": r"$\sigma$", "—": "---", "–": "--", "×": r"$\times$", "Δ": r"$\Delta$"}
+_LATEX_UNICODE = {"σ": r"$\sigma$", "—": "---", "–": "--", "×": r"$\times$", "Δ": r"$\Delta$", "†": r"$^\dagger$", "≥": r"$\geq$"}
 
 
 def latex_escape(text: str) -> str:
@@ -104,7 +139,8 @@ def latex_escape(text: str) -> str:
 
 
 def _latex_mark(mark: Mark) -> str:
-    return {1: r"\textbf{%s}", 2: r"\underline{%s}"}.get(mark.rank, "%s") % mark.text
+    text = {1: r"\textbf{%s}", 2: r"\underline{%s}"}.get(mark.rank, "%s") % mark.text
+    return text + (r"$^\dagger$" if mark.not_significant else "")
 
 
 def _environment(autoescape: bool, latex: bool = False) -> jinja2.Environment:
@@ -136,7 +172,7 @@ def render_html(table: Table) -> str:
 
 
 def _text_mark(mark: Mark) -> str:
-    return {1: "**%s**", 2: "_%s_"}.get(mark.rank, "%s") % mark.text
+    return {1: "**%s**", 2: "_%s_"}.get(mark.rank, "%s") % mark.text + ("†" if mark.not_significant else "")
 
 
 def render_text(table: Table) -> str:

@@ -118,3 +118,51 @@ def test_bad_inputs():
         score("psnr", torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match="equal shape"):
         score("psnr_y", torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
+
+
+def _ssim_uniform_reference(a: np.ndarray, b: np.ndarray, win: int = 7) -> float:
+    """SSIM with a uniform win×win window and sample covariance, per channel, mean over the
+    valid interior and over channels (the PromptIR/AirNet protocol), on floats in [0, 1]."""
+    from scipy.signal import correlate2d
+
+    k = np.full((win, win), 1.0 / win**2)
+    n = win * win
+    cov_norm = n / (n - 1)
+    c1, c2 = 0.01**2, 0.03**2
+    per_channel = []
+    for ch in range(3):
+        x, y = a[..., ch], b[..., ch]
+        f = lambda img: correlate2d(img, k, mode="valid")  # noqa: E731
+        mx, my = f(x), f(y)
+        vx = cov_norm * (f(x * x) - mx**2)
+        vy = cov_norm * (f(y * y) - my**2)
+        vxy = cov_norm * (f(x * y) - mx * my)
+        s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        per_channel.append(s.mean())
+    return float(np.mean(per_channel))
+
+
+def test_rgb_protocols_match_independent_references(noisy_pairs):
+    restored = _to_tensor(*[p[0] for p in noisy_pairs])
+    target = _to_tensor(*[p[1] for p in noisy_pairs])
+    psnr = score("psnr_rgb", restored, target)
+    ssim = score("ssim_rgb", restored, target)
+    for i, (a, b) in enumerate(noisy_pairs):
+        af, bf = a / 255.0, b / 255.0
+        assert psnr[i].item() == pytest.approx(10 * np.log10(1.0 / np.mean((af - bf) ** 2)), abs=1e-6)
+        assert ssim[i].item() == pytest.approx(_ssim_uniform_reference(af, bf), abs=1e-4)
+
+
+def test_rgb_protocols_do_not_quantise():
+    target = torch.full((1, 3, 16, 16), 0.5, dtype=torch.float64)
+    restored = target + 0.001  # below half an 8-bit step
+    assert score("psnr_rgb", restored, target).item() == pytest.approx(60.0, abs=1e-6)
+    assert score("psnr_y", restored, target).item() > 70  # quantised back to identical
+
+
+def test_gaussian_and_uniform_ssim_differ(noisy_pairs):
+    restored = _to_tensor(noisy_pairs[0][0])
+    target = _to_tensor(noisy_pairs[0][1])
+    uniform = score("ssim_rgb", restored, target).item()
+    gauss = score("ssim_rgb_gauss", restored, target).item()
+    assert abs(uniform - gauss) > 1e-3  # the variants are not interchangeable (protocols.md §0.2)

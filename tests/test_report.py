@@ -82,3 +82,33 @@ def test_latex_compiles(tmp_path):
     (tmp_path / "t.tex").write_text(doc)
     out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-2000:]
+
+
+def _with_per_image(gap_a: float, noise: float, n: int = 30):
+    """Two methods on one column: A = B + gap_a (+ per-image noise)."""
+    rng = __import__("numpy").random.default_rng(0)
+    base = rng.normal(30, 1, n)
+    a = base + gap_a + rng.normal(0, noise, n)
+    columns = [{"id": "c", "group": "G", "label": "L"}]
+    per_image = [{"method": "A", "column": "c", "image_id": str(i), "psnr_y": float(a[i]), "ssim_y": 0.9} for i in range(n)]
+    per_image += [{"method": "B", "column": "c", "image_id": str(i), "psnr_y": float(base[i]), "ssim_y": 0.8} for i in range(n)]
+    cells = {"A": {"c": {"psnr_y": float(a.mean()), "ssim_y": 0.9}}, "B": {"c": {"psnr_y": float(base.mean()), "ssim_y": 0.8}}}
+    return {
+        "title": "T", "caption": "C", "profile_label": LABEL, "metrics": ["psnr_y", "ssim_y"], "columns": columns,
+        "show_params": False, "methods": [{"name": "A"}, {"name": "B"}], "cells": cells,
+        "averages": {m: {"psnr_y": cells[m]["c"]["psnr_y"], "ssim_y": cells[m]["c"]["ssim_y"]} for m in cells},
+        "per_image": per_image,
+    }
+
+
+def test_best_not_significantly_better_is_marked():
+    table = report.build_table(_with_per_image(gap_a=0.05, noise=1.0))
+    assert table.rows[0].cells[0][0].rank == 1 and table.rows[0].cells[0][0].not_significant
+    assert report.NOT_SIGNIFICANT_NOTE in table.footnotes
+    assert "$^\\dagger$" in report.render_latex(table) and "<sup>†</sup>" in report.render_html(table)
+
+
+def test_clear_winner_is_not_marked():
+    table = report.build_table(_with_per_image(gap_a=1.0, noise=0.05))
+    assert table.rows[0].cells[0][0].rank == 1 and not table.rows[0].cells[0][0].not_significant
+    assert report.NOT_SIGNIFICANT_NOTE not in table.footnotes
