@@ -66,18 +66,3 @@ def build_model(method_id: str, overrides: dict[str, Any] | None = None) -> torc
         return spec.build(**(overrides or {}))
     except TypeError as exc:
         raise HarnessError(f"method '{method_id}': bad constructor overrides {overrides}: {exc}") from None
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Learnable parameters (buffers such as AirNet's MoCo queue are not parameters)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def format_params(n: int) -> str:
-    """As the paper prints them: '29M', '12.5M', '0.21M'."""
-    millions = n / 1e6
-    if millions >= 10:
-        return f"{millions:.0f}M" if abs(millions - round(millions)) < 0.05 else f"{millions:.1f}M"
-    if millions >= 1:
-        return f"{millions:.1f}M"
-    return f"{millions:.2f}M"

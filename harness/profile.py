@@ -75,6 +75,16 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
+def format_params(n: int) -> str:
+    """As the paper prints them: '29M', '12.5M', '0.21M'."""
+    millions = n / 1e6
+    if millions >= 10:
+        return f"{millions:.0f}M" if abs(millions - round(millions)) < 0.05 else f"{millions:.1f}M"
+    if millions >= 1:
+        return f"{millions:.1f}M"
+    return f"{millions:.2f}M"
+
+
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
     """Forward FLOPs (2 per multiply-add) and their split by aten op."""
     mode = FlopCounterMode(display=False)

@@ -23,6 +23,7 @@ from harness.data import TestSet
 from harness.data import mini as mini_data
 from harness.errors import HarnessError
 from harness.metrics import get_protocol, score
+from harness.profile import count_parameters, format_params
 from harness.store import SCHEMA_VERSION, RunWriter, new_run_id, provenance
 from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
 from harness.train import to_tensor, train
@@ -150,8 +151,8 @@ def run_suite(
         overrides = entry.overrides.get(profile, {})
         torch.manual_seed(seed)
         model = method_registry.build_model(entry.model, overrides)
-        n_params = method_registry.count_parameters(model)
-        log(f"[{entry.name}] {method_registry.format_params(n_params)} parameters; training {n_steps} steps")
+        n_params, _ = count_parameters(model)
+        log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps")
         t_train = time.perf_counter()
         result = train(
             model, sampler, steps=n_steps, batch_size=train_cfg.batch_size, patch_size=train_cfg.patch_size,
@@ -174,7 +175,7 @@ def run_suite(
         }
         method_docs.append({
             "name": entry.name, "model": entry.model, "citation": entry.citation, "overrides": overrides,
-            "params": n_params, "params_display": method_registry.format_params(n_params),
+            "params": n_params, "params_display": format_params(n_params),
             "train": {"steps": result.steps, "final_loss": result.final_loss,
                       "images_per_second": round(result.images_per_second, 2)},
         })
