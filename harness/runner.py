@@ -24,7 +24,8 @@ from harness.data import mini as mini_data
 from harness.errors import HarnessError
 from harness.metrics import get_protocol, score
 from harness.profile import count_parameters, format_params
-from harness.store import SCHEMA_VERSION, RunWriter, new_run_id, provenance
+from harness.data.images import IMAGE_SUFFIXES, read_rgb
+from harness.store import SCHEMA_VERSION, RunWriter, file_sha256, new_run_id, provenance
 from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
 from harness.train import to_tensor, train
 
@@ -93,26 +94,112 @@ def _steps_for(train_cfg, sampler) -> int:
     return max(1, train_cfg.epochs * n_images // train_cfg.batch_size)
 
 
+def _group_by_shape(pairs):
+    groups: dict[tuple[int, ...], list] = {}
+    for pair in pairs:
+        groups.setdefault(pair.clean.shape, []).append(pair)
+    return groups.values()
+
+
+def _score(restored: torch.Tensor, clean: torch.Tensor, pairs, metric_names, timings: Timings) -> list[dict]:
+    t0 = time.perf_counter()
+    values = {name: score(name, restored, clean) for name in metric_names}
+    timings.metrics += time.perf_counter() - t0
+    return [{"image_id": p.image_id, **{k: float(v[i]) for k, v in values.items()}} for i, p in enumerate(pairs)]
+
+
 def evaluate(model: torch.nn.Module, test_set: TestSet, metric_names: tuple[str, ...], timings: Timings) -> list[dict]:
     """Per-image metrics for one column; images of equal size are batched."""
     rows: list[dict] = []
-    by_shape: dict[tuple[int, ...], list] = {}
-    for pair in test_set.pairs:
-        by_shape.setdefault(pair.clean.shape, []).append(pair)
     model.eval()
-    for pairs in by_shape.values():
+    for pairs in _group_by_shape(test_set.pairs):
         degraded = to_tensor(np.stack([p.degraded for p in pairs]))
         clean = to_tensor(np.stack([p.clean for p in pairs]))
         t0 = time.perf_counter()
         with torch.no_grad():
             restored = model(degraded).clamp(0.0, 1.0)
-        t1 = time.perf_counter()
-        values = {name: score(name, restored, clean) for name in metric_names}
-        timings.metrics += time.perf_counter() - t1
-        timings.eval += t1 - t0
-        for i, pair in enumerate(pairs):
-            rows.append({"image_id": pair.image_id, **{k: float(v[i]) for k, v in values.items()}})
+        timings.eval += time.perf_counter() - t0
+        rows += _score(restored, clean, pairs, metric_names, timings)
     return rows
+
+
+def evaluate_outputs(folder: pathlib.Path, test_set: TestSet, metric_names: tuple[str, ...], timings: Timings) -> list[dict]:
+    """Score already restored images ``<folder>/<column id>/<image id>.<ext>`` without a model."""
+    column_dir = folder / test_set.column_id
+    found = {p.stem: p for p in column_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES} if column_dir.is_dir() else {}
+    missing = [p.image_id for p in test_set.pairs if p.image_id not in found]
+    if missing:
+        raise HarnessError(
+            f"outputs folder '{column_dir}' lacks {len(missing)} of {len(test_set.pairs)} restored images "
+            f"(e.g. {', '.join(missing[:3])}); expected <image id>.png per test image"
+        )
+    rows: list[dict] = []
+    for pairs in _group_by_shape(test_set.pairs):
+        restored_imgs = []
+        for pair in pairs:
+            img = read_rgb(found[pair.image_id])
+            if img.shape != pair.clean.shape:
+                raise HarnessError(
+                    f"{found[pair.image_id]}: size {img.shape[1]}×{img.shape[0]} differs from the target's "
+                    f"{pair.clean.shape[1]}×{pair.clean.shape[0]} (the protocol's crop: {test_set.notes.get('crop', 'none')})"
+                )
+            restored_imgs.append(img)
+        rows += _score(to_tensor(np.stack(restored_imgs)), to_tensor(np.stack([p.clean for p in pairs])),
+                       pairs, metric_names, timings)
+    return rows
+
+
+def _run_method(entry: MethodEntry, profile: str, suite: Suite, test_sets, sampler, train_cfg, n_steps: int,
+                seed: int, progress: bool, log, timings: Timings) -> tuple[list[dict], dict]:
+    """Train or load one row's model (or read its outputs folder) and score every column."""
+    doc: dict = {"name": entry.name, "model": entry.model, "build": entry.build, "outputs": entry.outputs,
+                 "citation": entry.citation, "overrides": entry.constructor_kwargs(profile),
+                 "checkpoint": entry.checkpoint, "params": None, "params_display": "-", "train": None}
+    rows: list[dict] = []
+    eval_before, metrics_before = timings.eval, timings.metrics
+    train_s = 0.0
+    if entry.outputs:
+        folder = pathlib.Path(entry.outputs).expanduser()
+        log(f"[{entry.name}] scoring restored images from {folder}")
+        for test_set in test_sets:
+            rows += [{"column": test_set.column_id, **r} for r in evaluate_outputs(folder, test_set, suite.metrics, timings)]
+    else:
+        torch.manual_seed(seed)
+        model, loaded = method_registry.instantiate(entry, profile)
+        n_params, _ = count_parameters(model)
+        doc["params"], doc["params_display"] = n_params, format_params(n_params)
+        if loaded:
+            doc["checkpoint_sha256"] = file_sha256(pathlib.Path(entry.checkpoint).expanduser())
+            log(f"[{entry.name}] {format_params(n_params)} parameters; loaded {entry.checkpoint}")
+        elif not getattr(model, "can_train", True):
+            raise HarnessError(f"method '{entry.name}' cannot train (can_train = False); give it a 'checkpoint'")
+        else:
+            log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps")
+            t_train = time.perf_counter()
+            result = train(
+                model, sampler, steps=n_steps, batch_size=train_cfg.batch_size, patch_size=train_cfg.patch_size,
+                lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, warmup_steps=train_cfg.warmup_steps,
+                seed=seed, progress=progress, label=entry.name,
+            )
+            train_s = time.perf_counter() - t_train
+            timings.train += train_s
+            doc["train"] = {"steps": result.steps, "final_loss": result.final_loss,
+                            "images_per_second": round(result.images_per_second, 2)}
+            log(f"[{entry.name}] trained in {train_s:.1f}s (final loss {result.final_loss:.4f}, "
+                f"{result.images_per_second:.1f} img/s)")
+        for test_set in test_sets:
+            rows += [{"column": test_set.column_id, **r} for r in evaluate(model, test_set, suite.metrics, timings)]
+    timings.per_method[entry.name] = {
+        "train_s": round(train_s, 3),
+        "eval_s": round(timings.eval - eval_before, 3),
+        "metrics_s": round(timings.metrics - metrics_before, 3),
+    }
+    columns = {c.id: c for c in suite.columns}
+    datasets = {ts.column_id: ts.dataset_id for ts in test_sets}
+    per_image = [{"method": entry.name, "column": r["column"], "dataset": datasets[r["column"]],
+                  "task": columns[r["column"]].task, "sigma": columns[r["column"]].sigma,
+                  **{k: v for k, v in r.items() if k != "column"}} for r in rows]
+    return per_image, doc
 
 
 def run_suite(
@@ -132,7 +219,7 @@ def run_suite(
     profile_cfg = suite.profile(profile)
     entries = _select_methods(suite, method_names)
     for entry in entries:
-        method_registry.get_method(entry.model)
+        method_registry.check_entry(entry)
     for name in suite.metrics:
         get_protocol(name)
     root = pathlib.Path(data_root).expanduser().resolve() if data_root else None
@@ -148,39 +235,9 @@ def run_suite(
     per_image: list[dict] = []
     method_docs: list[dict] = []
     for entry in entries:
-        overrides = entry.overrides.get(profile, {})
-        torch.manual_seed(seed)
-        model = method_registry.build_model(entry.model, overrides)
-        n_params, _ = count_parameters(model)
-        log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps")
-        t_train = time.perf_counter()
-        result = train(
-            model, sampler, steps=n_steps, batch_size=train_cfg.batch_size, patch_size=train_cfg.patch_size,
-            lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, warmup_steps=train_cfg.warmup_steps,
-            seed=seed, progress=progress, label=entry.name,
-        )
-        train_s = time.perf_counter() - t_train
-        timings.train += train_s
-        eval_before, metrics_before = timings.eval, timings.metrics
-        for column, test_set in zip(suite.columns, test_sets):
-            for row in evaluate(model, test_set, suite.metrics, timings):
-                per_image.append({
-                    "method": entry.name, "column": column.id, "dataset": test_set.dataset_id,
-                    "task": column.task, "sigma": column.sigma, **row,
-                })
-        timings.per_method[entry.name] = {
-            "train_s": round(train_s, 3),
-            "eval_s": round(timings.eval - eval_before, 3),
-            "metrics_s": round(timings.metrics - metrics_before, 3),
-        }
-        method_docs.append({
-            "name": entry.name, "model": entry.model, "citation": entry.citation, "overrides": overrides,
-            "params": n_params, "params_display": format_params(n_params),
-            "train": {"steps": result.steps, "final_loss": result.final_loss,
-                      "images_per_second": round(result.images_per_second, 2)},
-        })
-        log(f"[{entry.name}] trained in {train_s:.1f}s (final L1 {result.final_loss:.4f}, "
-            f"{result.images_per_second:.1f} img/s)")
+        rows, doc = _run_method(entry, profile, suite, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings)
+        per_image += rows
+        method_docs.append(doc)
 
     frame = pd.DataFrame(per_image)
     cells: dict[str, dict[str, dict[str, float]]] = {}

@@ -69,14 +69,41 @@ class Profile(_Strict):
 
 
 class MethodEntry(_Strict):
-    """A table row: a method from the registry and its per-profile constructor overrides."""
+    """A table row. Exactly one source of restored images:
+
+    - ``model``: a method id — built-in (``dacode``, ``promptir``, …) or registered by an
+      installed package under the entry-point group ``dacode_bench.methods``;
+    - ``build``: a dotted path ``package.module:function`` returning an ``nn.Module``;
+    - ``outputs``: a folder of already restored images, ``<outputs>/<column id>/<image id>.png``,
+      scored without running any model.
+    ``checkpoint`` loads weights instead of training (built-in or dotted-path methods).
+    """
 
     name: str = Field(description="row label in the table")
-    model: str = Field(description="method id in harness.methods, e.g. 'dacode'")
+    model: str | None = Field(default=None, description="method id, e.g. 'dacode'")
+    build: str | None = Field(default=None, description="dotted path 'pkg.module:function'")
+    outputs: str | None = Field(default=None, description="folder of restored images per column")
+    checkpoint: str | None = None
+    trust_pickle: bool = Field(default=False, description="allow a checkpoint that needs full unpickling")
     citation: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor keywords for every profile")
     overrides: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per-profile keyword overrides for create_model"
+        default_factory=dict, description="per-profile keyword overrides, applied over kwargs"
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "MethodEntry":
+        sources = [k for k in ("model", "build", "outputs") if getattr(self, k)]
+        if len(sources) != 1:
+            raise ValueError(
+                f"method '{self.name}' needs exactly one of 'model', 'build' or 'outputs' (got {sources or 'none'})"
+            )
+        if self.outputs and self.checkpoint:
+            raise ValueError(f"method '{self.name}': an 'outputs' folder takes no checkpoint")
+        return self
+
+    def constructor_kwargs(self, profile: str) -> dict[str, Any]:
+        return {**self.kwargs, **self.overrides.get(profile, {})}
 
 
 class ReportedRow(_Strict):

@@ -36,6 +36,7 @@ def test_seed_depends_on_parts_not_order():
     assert seed_for("bsd68", "img1", 25) != seed_for("bsd68", "img1", 15)
     assert seed_for("bsd68", "img1", 25) != seed_for("bsd68", "img2", 25)
     assert 0 <= seed_for("x") < 2**63
+    assert seed_for("bsd68", "img1", 25.0) == seed_for("bsd68", "img1", 25)
 
 
 def test_haze_lowers_contrast_monotonically_with_beta():

@@ -24,7 +24,9 @@ def seed_for(*parts: object) -> int:
 
     Independent of file order, worker count and what ran before (unlike one global stream).
     """
-    text = "/".join(str(p) for p in parts)
+    # 25 and 25.0 must give the same seed: a suite's sigma arrives as a float.
+    canonical = [int(p) if isinstance(p, float) and p.is_integer() else p for p in parts]
+    text = "/".join(str(p) for p in canonical)
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") >> 1
 
 
