@@ -67,7 +67,8 @@ def train(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, desc=f"train {label}".strip(), leave=False, dynamic_ncols=True)
+        # disable=None: no bar when stderr is not a terminal (CI logs stay readable)
+        bar = tqdm(total=steps, desc=f"train {label}".strip(), leave=False, dynamic_ncols=True, disable=None)
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, warmup_steps)

@@ -4,7 +4,10 @@ import pytest
 
 from harness.data import center_crop_multiple, dihedral
 from harness.data import mini
-from harness.data.degradations import add_gaussian_noise, add_haze, add_rain, degrade, seed_for
+from harness.data.degradations import (
+    add_gaussian_noise, add_haze, add_low_light, add_motion_blur, add_rain, add_snow, compose, degrade,
+    motion_kernel, seed_for,
+)
 
 
 def _clean(h=48, w=64):
@@ -70,8 +73,10 @@ def test_degrade_dispatch_and_errors():
     assert degrade("denoise", clean, np.random.default_rng(0), sigma=15).shape == clean.shape
     with pytest.raises(ValueError, match="sigma"):
         degrade("denoise", clean, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="no synthetic degradation for task 'deblur'"):
-        degrade("deblur", clean, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no synthetic degradation for task 'sharpen'"):
+        degrade("sharpen", clean, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="composite needs its parts"):
+        degrade("composite", clean, np.random.default_rng(0))
 
 
 def test_mini_sets_are_seeded_and_disjoint():
@@ -105,3 +110,42 @@ def test_center_crop_multiple_matches_promptir_arithmetic():
     out = center_crop_multiple(img, 16)
     assert out.shape == (320, 480, 3)
     assert out[0].max() == 1  # ch // 2 = 0 rows removed at the top
+
+
+def test_motion_blur_kernel_and_effect():
+    k = motion_kernel(9, 0.0)
+    assert k.sum() == pytest.approx(1.0) and (k[4] > 0).sum() == 9 and k[:4].sum() == 0  # horizontal line
+    clean = np.zeros((32, 32, 3), np.uint8)
+    clean[:, 16] = 255  # a vertical line smears horizontally
+    blurred = add_motion_blur(clean, np.random.default_rng(0), length=9, angle_deg=0.0)
+    assert blurred[10, 16, 0] == round(255 / 9) and blurred[10, 12, 0] == round(255 / 9) and blurred[10, 10, 0] == 0
+    vertical = add_motion_blur(clean, np.random.default_rng(0), length=9, angle_deg=90.0)
+    assert vertical[10, 16, 0] == 255  # blur along the line leaves it unchanged
+
+
+def test_low_light_lowers_mean_luminance():
+    clean = _clean(64, 64)
+    dark = add_low_light(clean, np.random.default_rng(0))
+    darker = add_low_light(clean, np.random.default_rng(0), scale=0.05, gamma=1.5, noise=0.01)
+    brighter = add_low_light(clean, np.random.default_rng(0), scale=0.3, gamma=1.5, noise=0.01)
+    assert dark.mean() < 0.35 * clean.mean()
+    assert darker.mean() < brighter.mean() < clean.mean()
+
+
+def test_snow_only_brightens_and_grows_with_density():
+    clean = _clean(96, 96) // 2
+    light = add_snow(clean, np.random.default_rng(2), density=0.002)
+    heavy = add_snow(clean, np.random.default_rng(2), density=0.02)
+    assert (light.astype(int) >= clean.astype(int) - 1).all()  # blending towards white, up to rounding
+    assert heavy.mean() > light.mean() > clean.mean()
+
+
+def test_composite_applies_parts_in_the_stated_order():
+    clean = _clean(48, 48)
+    got = compose("rain_low_haze", clean, np.random.default_rng(4))  # name order does not matter
+    rng = np.random.default_rng(4)
+    expected = add_low_light(add_rain(add_haze(clean, rng), rng), rng)  # haze → rain → low
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(degrade("composite", clean, np.random.default_rng(4), parts="low_haze_rain"), expected)
+    with pytest.raises(ValueError, match="unknown composite part"):
+        compose("low_fog", clean, np.random.default_rng(0))

@@ -166,3 +166,17 @@ def test_gaussian_and_uniform_ssim_differ(noisy_pairs):
     uniform = score("ssim_rgb", restored, target).item()
     gauss = score("ssim_rgb_gauss", restored, target).item()
     assert abs(uniform - gauss) > 1e-3  # the variants are not interchangeable (protocols.md §0.2)
+
+
+def test_ssim_y_equals_pyiqa_ssim_ycbcr(noisy_pairs):
+    """Our separable-filter SSIM-Y is pyiqa's SSIM (ycbcr), only faster."""
+    import pyiqa
+
+    restored = _to_tensor(*[p[0] for p in noisy_pairs]).float()
+    target = _to_tensor(*[p[1] for p in noisy_pairs]).float()
+    reference = pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", device="cpu")(restored, target)
+    ours = score("ssim_y", restored, target)
+    # pyiqa rounds its 11×11 window to float32; ours is the exact float64 Gaussian: ~1e-7 apart
+    assert torch.allclose(ours, reference.double(), atol=1e-6, rtol=0)
+    yiq = pyiqa.create_metric("ssim", test_y_channel=True, device="cpu")(restored, target)
+    assert (ours - yiq.double()).abs().min() > 1e-3  # the YIQ default must never come back

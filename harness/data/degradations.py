@@ -10,6 +10,14 @@ and returns an H×W×3 uint8 array, so the same seed always gives the same image
   used to synthesise RESIDE/SOTS, with a synthetic smooth depth map d ∈ [0, 1].
 - ``add_rain``: additive rain streaks (the Rain100L synthesis style): sparse impulses
   smeared along one direction by a line kernel, added to the image and clipped.
+- ``add_motion_blur``: a linear motion kernel (length, angle), a stand-in for GoPro's
+  frame averaging.
+- ``add_low_light``: LOL-style under-exposure, I = s·J^γ plus signal-dependent noise.
+- ``add_snow``: opaque snow flakes of several sizes blended over the image (a veil of
+  small flakes plus a few large ones), I = J·(1 − m) + m.
+- ``compose``: CDD-11-style composites applied in a fixed physical order: haze (scene,
+  depends on depth) → rain or snow (in front of the scene) → low light (illumination of
+  everything the camera sees), e.g. ``low_haze_rain`` = low(rain(haze(J))).
 """
 from __future__ import annotations
 
@@ -113,7 +121,92 @@ def add_rain(
     return _to_uint8(np.clip(rainy, 0.0, 1.0))
 
 
-def degrade(task: str, clean: np.ndarray, rng: np.random.Generator, sigma: float | None = None) -> np.ndarray:
+def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """A normalised line kernel: uniform linear motion over ``length`` pixels at ``angle_deg``."""
+    length += 1 - length % 2
+    kernel = np.zeros((length, length), dtype=np.float64)
+    kernel[length // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle_deg, 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    return kernel / max(kernel.sum(), 1e-12)
+
+
+def add_motion_blur(
+    clean: np.ndarray, rng: np.random.Generator, length: int | None = None, angle_deg: float | None = None
+) -> np.ndarray:
+    _check_image(clean)
+    length = int(rng.integers(7, 16)) if length is None else int(length)
+    angle_deg = float(rng.uniform(0.0, 180.0)) if angle_deg is None else float(angle_deg)
+    blurred = cv2.filter2D(clean.astype(np.float64) / 255.0, -1, motion_kernel(length, angle_deg),
+                           borderType=cv2.BORDER_REFLECT)
+    return _to_uint8(blurred)
+
+
+def add_low_light(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    scale: float | None = None,
+    gamma: float | None = None,
+    noise: float | None = None,
+) -> np.ndarray:
+    _check_image(clean)
+    scale = float(rng.uniform(0.08, 0.3)) if scale is None else float(scale)
+    gamma = float(rng.uniform(1.2, 2.0)) if gamma is None else float(gamma)
+    noise = float(rng.uniform(0.005, 0.02)) if noise is None else float(noise)
+    dark = scale * (clean.astype(np.float64) / 255.0) ** gamma
+    # shot noise grows with the signal, read noise does not
+    dark = dark + rng.standard_normal(dark.shape) * np.sqrt(noise * dark + (noise / 4) ** 2)
+    return _to_uint8(np.clip(dark, 0.0, 1.0))
+
+
+def snow_mask(height: int, width: int, rng: np.random.Generator, density: float) -> np.ndarray:
+    """Flake opacity in [0, 1]: many small soft flakes and a few large ones."""
+    mask = np.zeros((height, width), dtype=np.float64)
+    for radius, share in ((0.6, 1.0), (1.5, 0.25), (3.0, 0.05)):
+        flakes = (rng.random((height, width)) < density * share).astype(np.float64)
+        size = int(2 * np.ceil(3 * radius) + 1)
+        blurred = cv2.GaussianBlur(flakes, (size, size), radius) * (2 * np.pi * radius**2)
+        mask = np.maximum(mask, np.clip(blurred, 0.0, 1.0))
+    return mask
+
+
+def add_snow(clean: np.ndarray, rng: np.random.Generator, density: float | None = None) -> np.ndarray:
+    _check_image(clean)
+    h, w, _ = clean.shape
+    density = float(rng.uniform(0.003, 0.01)) if density is None else float(density)
+    m = snow_mask(h, w, rng, density)[..., None]
+    snowy = clean.astype(np.float64) / 255.0 * (1.0 - m) + m
+    return _to_uint8(snowy)
+
+
+# Order in which composite parts are applied (see the module docstring).
+COMPOSITE_ORDER = ("haze", "rain", "snow", "low")
+_SINGLE = {
+    "haze": lambda img, rng: add_haze(img, rng),
+    "rain": lambda img, rng: add_rain(img, rng),
+    "snow": lambda img, rng: add_snow(img, rng),
+    "low": lambda img, rng: add_low_light(img, rng),
+}
+
+
+def compose(parts: str, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A CDD-11 composite named like its folder, e.g. 'low_haze_rain' (parts in any order)."""
+    names = parts.split("_")
+    unknown = [n for n in names if n not in _SINGLE]
+    if unknown or not names:
+        raise ValueError(f"unknown composite part(s) {unknown} in '{parts}'; known: {', '.join(COMPOSITE_ORDER)}")
+    img = clean
+    for name in sorted(set(names), key=COMPOSITE_ORDER.index):
+        img = _SINGLE[name](img, rng)
+    return img
+
+
+TASKS = ("denoise", "dehaze", "derain", "deblur", "lowlight", "desnow", "composite")
+
+
+def degrade(
+    task: str, clean: np.ndarray, rng: np.random.Generator, sigma: float | None = None, parts: str | None = None
+) -> np.ndarray:
     """Apply the degradation of a table column's task."""
     if task == "denoise":
         if sigma is None:
@@ -123,4 +216,14 @@ def degrade(task: str, clean: np.ndarray, rng: np.random.Generator, sigma: float
         return add_haze(clean, rng)
     if task == "derain":
         return add_rain(clean, rng)
-    raise ValueError(f"no synthetic degradation for task '{task}' yet; known: denoise, dehaze, derain")
+    if task == "deblur":
+        return add_motion_blur(clean, rng)
+    if task == "lowlight":
+        return add_low_light(clean, rng)
+    if task == "desnow":
+        return add_snow(clean, rng)
+    if task == "composite":
+        if not parts:
+            raise ValueError("a composite needs its parts, e.g. 'low_haze_rain'")
+        return compose(parts, clean, rng)
+    raise ValueError(f"no synthetic degradation for task '{task}'; known: {', '.join(TASKS)}")
