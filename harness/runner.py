@@ -20,7 +20,7 @@ import torch
 from harness import methods as method_registry
 from harness import report
 from harness.data import TestSet
-from harness.data import mini as mini_data
+from harness.data.sources import prepare as prepare_data
 from harness.errors import HarnessError
 from harness.metrics import get_protocol, score
 from harness.profile import count_parameters, format_params
@@ -67,24 +67,6 @@ def _select_methods(suite: Suite, names: list[str] | None) -> list[MethodEntry]:
             raise HarnessError(f"suite '{suite.name}' has no method '{name}'; allowed: {allowed}")
         chosen.append(entry)
     return chosen
-
-
-def _column_tasks(suite: Suite) -> list[tuple[str, float | None]]:
-    return [(c.task, c.sigma) for c in suite.columns]
-
-
-def _prepare_data(suite: Suite, profile: str, data_root: pathlib.Path | None, seed: int):
-    if profile == "mini":
-        test_sets = [mini_data.test_set(c.id, c.dataset, c.task, c.sigma, seed=seed) for c in suite.columns]
-        return test_sets, mini_data.MiniPatchSampler(_column_tasks(suite)), mini_data.LABEL
-    from harness.data import paper as paper_data
-
-    for c in suite.columns:
-        paper_data.require_known(c.dataset, c.task)
-    paper_data.check_data_root(data_root, [c.dataset for c in suite.columns], [c.task for c in suite.columns])
-    test_sets = [paper_data.test_set(data_root, c.id, c.dataset, c.sigma, seed=seed) for c in suite.columns]
-    label = suite.profiles[profile].description
-    return test_sets, paper_data.PaperPatchSampler(data_root, _column_tasks(suite)), label
 
 
 def _steps_for(train_cfg, sampler) -> int:
@@ -226,7 +208,8 @@ def run_suite(
 
     timings = Timings()
     t0 = time.perf_counter()
-    test_sets, sampler, label = _prepare_data(suite, profile, root, seed)
+    prepared = prepare_data(suite, profile, root, seed)
+    test_sets, sampler, label = prepared.test_sets, prepared.sampler, prepared.label
     timings.data = time.perf_counter() - t0
     train_cfg = profile_cfg.train
     n_steps = steps if steps is not None else _steps_for(train_cfg, sampler)
@@ -268,7 +251,9 @@ def run_suite(
         "seed": seed, "metrics": list(suite.metrics), "show_params": suite.show_params,
         "columns": [c.model_dump() for c in suite.columns],
         "train": {**train_cfg.model_dump(), "steps_run": n_steps},
-        "data": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts.pairs), **ts.notes} for ts in test_sets},
+        "data": {"protocol": suite.data.model_dump(), **prepared.provenance,
+                 "columns": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts.pairs), **ts.notes}
+                             for ts in test_sets}},
         "methods": method_docs, "cells": cells, "averages": averages, "footnotes": footnotes,
         "provenance": provenance(), "timings": None,
         "per_image": per_image,

@@ -34,12 +34,29 @@ class Column(_Strict):
     task: Task
     dataset: str = Field(description="dataset id resolved by harness.data")
     sigma: float | None = Field(default=None, description="noise level for denoising columns")
+    parts: str | None = Field(default=None, description="composite degradation, e.g. 'low_haze_rain' (CDD-11)")
 
     @model_validator(mode="after")
-    def _sigma_for_denoise(self) -> "Column":
+    def _task_parameters(self) -> "Column":
         if self.task == "denoise" and self.sigma is None:
             raise ValueError(f"column '{self.id}': a denoise column needs 'sigma'")
+        if self.task == "composite" and not self.parts:
+            raise ValueError(f"column '{self.id}': a composite column needs 'parts', e.g. 'haze_rain'")
         return self
+
+
+class DataProtocol(_Strict):
+    """How test images are prepared; recorded with every result.
+
+    - ``crop_multiple``: centre-crop test images to a multiple of this (PromptIR family: 16,
+      baselines.md §3.1); ``null`` for no crop (CDD-11 as MoCE-IR/OneRestore evaluate it).
+    - ``noise``: ``per_image`` draws denoising noise from a seed derived from (dataset, image
+      id, sigma); ``legacy_stream`` replays the official scripts' single global stream
+      (seed 0 once, sigma 15 → 25 → 50, file order), for parity with published numbers.
+    """
+
+    crop_multiple: int | None = Field(default=16, gt=0)
+    noise: Literal["per_image", "legacy_stream"] = "per_image"
 
 
 class TrainConfig(_Strict):
@@ -122,6 +139,7 @@ class Suite(_Strict):
     source: str = Field(description="where the table comes from, e.g. 'DACode paper, Table 1'")
     caption: str
     metrics: tuple[str, str] = ("psnr_y", "ssim_y")
+    data: DataProtocol = Field(default_factory=DataProtocol)
     columns: list[Column]
     average: Literal["mean_of_columns"] = "mean_of_columns"
     show_params: bool = True

@@ -95,7 +95,8 @@ def test_paper_profile_runs_on_fixture(data_root, tiny_suite, tmp_path):
                         progress=False, log=lambda *a: None)
     doc = json.loads((outcome.run_dir / "results.json").read_text())
     assert doc["comparable_with_paper"] is True
-    assert doc["data"]["rain100l"]["n_images"] == 2
+    assert doc["data"]["columns"]["rain100l"]["n_images"] == 2
+    assert doc["data"]["protocol"] == {"crop_multiple": 16, "noise": "per_image"}
     assert {r["image_id"] for r in doc["per_image"] if r["column"] == "sots"} == {"0001_0.8_0.2", "0002_0.8_0.2"}
     assert len(doc["per_image"]) == 5 * 2
 
