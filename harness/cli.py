@@ -24,6 +24,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.consistency import check_suite
+    from harness.suite import load_suite
+
+    suite = load_suite(args.suite)
+    print(f"{args.suite}: valid ({len(suite.columns)} columns, {len(suite.methods)} methods, "
+          f"profiles {', '.join(suite.profiles)}, {len(suite.reported)} reported rows)")
+    disagreements = check_suite(suite)
+    if disagreements:
+        print("where the paper disagrees with itself (numbers kept as printed):")
+        for d in disagreements:
+            print(f"  - {d}")
+    return 0
+
+
 def _cmd_suites(args: argparse.Namespace) -> int:
     from harness.suite import available_suites, load_suite
 
@@ -97,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="constructor override, e.g. --set dim=16 --set 'blocks=[1,1,1,1,1,1,1]'")
     prof.add_argument("--json", default=None, help="also write the report as JSON here")
     prof.set_defaults(func=_cmd_profile)
+
+    validate = sub.add_parser("validate", help="check a suite file and where the paper disagrees with itself")
+    validate.add_argument("suite", help="suite id or path to a suite YAML file")
+    validate.set_defaults(func=_cmd_validate)
 
     suites = sub.add_parser("suites", help="list the available suites")
     suites.set_defaults(func=_cmd_suites)

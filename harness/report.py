@@ -35,8 +35,8 @@ NOT_SIGNIFICANT_NOTE = (
 @dataclass
 class Row:
     name: str
-    cells: list[tuple[Mark, Mark]]
-    params: str
+    cells: list[list[Mark]]  # one list per column: [PSNR, SSIM] or a single value
+    params: str = ""
 
 
 @dataclass
@@ -49,6 +49,11 @@ class Table:
     rows: list[Row]
     show_params: bool
     footnotes: list[str] = field(default_factory=list)
+    corner: str = "Method"
+
+
+# Printed precision per metric display name, as in the paper's tables.
+_DECIMALS = {"PSNR": 2, "SSIM": 3}
 
 
 def _rank(values: list[float]) -> list[int]:
@@ -58,45 +63,100 @@ def _rank(values: list[float]) -> list[int]:
     return [1 if v == best else 2 if v == second else 0 for v in values]
 
 
-def build_table(result: dict) -> Table:
-    """Turn a stored results document into a display table with ranks."""
+def _metric_names(result: dict) -> list[str]:
+    from harness.metrics import get_protocol
+
+    return [get_protocol(m).display for m in result["metrics"]]
+
+
+def _marks(values: list[list[list[float]]], decimals: list[int], along_rows: bool) -> list[list[list[Mark]]]:
+    """values[row][col][metric] → Marks ranked within each column (or each row)."""
+    n_rows = len(values)
+    n_cols = len(values[0]) if values else 0
+    marks = [[[Mark(f"{v:.{decimals[k]}f}") for k, v in enumerate(cell)] for cell in row] for row in values]
+    if n_rows == 0:
+        return marks
+    for k in range(len(decimals)):
+        if along_rows:
+            for i in range(n_rows):
+                for j, rank in enumerate(_rank([round(values[i][j][k], decimals[k]) for j in range(n_cols)])):
+                    marks[i][j][k].rank = rank if n_cols > 1 else 0
+        else:
+            for j in range(n_cols):
+                for i, rank in enumerate(_rank([round(values[i][j][k], decimals[k]) for i in range(n_rows)])):
+                    marks[i][j][k].rank = rank if n_rows > 1 else 0
+    return marks
+
+
+def build_tables(result: dict) -> list[Table]:
+    """Turn a stored results document into display tables in the suite's layout.
+
+    - ``table`` (Tables 1, 2): methods × columns, cells ``PSNR / SSIM``, Average and Params;
+    - ``split_metrics`` (Table 3): the same as two tables, PSNR then SSIM;
+    - ``ablation`` (Tables 4, 5): the Average only, one row per variant, or transposed
+      (variants as columns, PSNR and SSIM as rows) when ``transpose`` is set.
+    """
+    layout = result.get("layout", {"kind": "table"})
+    kind = layout.get("kind", "table")
     columns = result["columns"]
+    metric_keys = list(result["metrics"])
+    names = _metric_names(result)
+    decimals = [_DECIMALS.get(n, 3) for n in names]
+    methods = result["methods"]
+    footnotes = list(result.get("footnotes", []))
+    common = dict(title=result["title"], caption=result["caption"], label=result["profile_label"])
+
+    def column_values(method: dict, keys: list[str]) -> list[list[float]]:
+        cells = result["cells"][method["name"]]
+        row = [[cells[c["id"]][k] for k in keys] for c in columns]
+        row.append([result["averages"][method["name"]][k] for k in keys])
+        return row
+
+    if kind == "ablation":
+        values = [[[result["averages"][m["name"]][k]] for k in metric_keys] for m in methods]
+        if layout.get("transpose"):
+            grid = [[values[j][i] for j in range(len(methods))] for i in range(len(metric_keys))]
+            marks = [_marks([grid[i]], [decimals[i]], along_rows=True)[0] for i in range(len(metric_keys))]
+            rows = [Row(names[i], marks[i]) for i in range(len(metric_keys))]
+            header = layout.get("header", "Method")
+            return [Table(**common, groups=[(m["name"], 1) for m in methods], column_labels=[""] * len(methods),
+                          rows=rows, show_params=False, footnotes=footnotes, corner=header)]
+        # values[i][k] holds one metric each; rank per metric column across the variants
+        rows = []
+        for i, m in enumerate(methods):
+            rows.append(Row(m["name"], [], m.get("params_display", "")))
+        for k in range(len(metric_keys)):
+            column = _marks([[values[i][k]] for i in range(len(methods))], [decimals[k]], along_rows=False)
+            for i in range(len(methods)):
+                rows[i].cells.append(column[i][0])
+        return [Table(**common, groups=[(n, 1) for n in names], column_labels=[""] * len(names), rows=rows,
+                      show_params=result.get("show_params", False), footnotes=footnotes)]
+
     labels = [c["label"] for c in columns] + [""]  # "Average" spans both header rows
     groups = [(g, len(list(items))) for g, items in groupby(c["group"] for c in columns)] + [("Average", 1)]
-    psnr_key, ssim_key = result["metrics"]
-    rows_values = []
-    for method in result["methods"]:
-        cells = result["cells"][method["name"]]
-        values = [(cells[c["id"]][psnr_key], cells[c["id"]][ssim_key]) for c in columns]
-        values.append(tuple(result["averages"][method["name"]][k] for k in (psnr_key, ssim_key)))
-        rows_values.append((method, values))
-    n_cols = len(labels)
-    ranks_p = [_rank([round(v[j][0], 2) for _, v in rows_values]) for j in range(n_cols)]
-    ranks_s = [_rank([round(v[j][1], 3) for _, v in rows_values]) for j in range(n_cols)]
-    rows = []
-    for i, (method, values) in enumerate(rows_values):
-        cells = [
-            (Mark(f"{p:.2f}", ranks_p[j][i]), Mark(f"{s:.3f}", ranks_s[j][i]))
-            for j, (p, s) in enumerate(values)
-        ]
-        rows.append(Row(method["name"], cells, method.get("params_display", "")))
-    footnotes = list(result.get("footnotes", []))
-    if len(rows) < 2:  # a single row has nothing to be best against
-        for row in rows:
-            for a, b in row.cells:
-                a.rank = b.rank = 0
-    elif result.get("per_image") and _mark_not_significant(result, rows, psnr_key):
+    if kind == "split_metrics":
+        tables = []
+        for k, key in enumerate(metric_keys):
+            values = [column_values(m, [key]) for m in methods]
+            marks = _marks(values, [decimals[k]], along_rows=False)
+            rows = [Row(m["name"], marks[i], m.get("params_display", "")) for i, m in enumerate(methods)]
+            tables.append(Table(**{**common, "title": f"{common['title']} ({names[k]})"}, groups=groups,
+                                column_labels=labels, rows=rows, show_params=result.get("show_params", True),
+                                footnotes=footnotes))
+        return tables
+
+    values = [column_values(m, metric_keys) for m in methods]
+    marks = _marks(values, decimals, along_rows=False)
+    rows = [Row(m["name"], marks[i], m.get("params_display", "")) for i, m in enumerate(methods)]
+    if len(rows) > 1 and result.get("per_image") and _mark_not_significant(result, rows, metric_keys[0]):
         footnotes.append(NOT_SIGNIFICANT_NOTE)
-    return Table(
-        title=result["title"],
-        caption=result["caption"],
-        label=result["profile_label"],
-        groups=groups,
-        column_labels=labels,
-        rows=rows,
-        show_params=result.get("show_params", True),
-        footnotes=footnotes,
-    )
+    return [Table(**common, groups=groups, column_labels=labels, rows=rows,
+                  show_params=result.get("show_params", True), footnotes=footnotes)]
+
+
+def build_table(result: dict) -> Table:
+    """The first (for most layouts, the only) table of a results document."""
+    return build_tables(result)[0]
 
 
 def _mark_not_significant(result: dict, rows: list[Row], metric: str) -> bool:
@@ -167,8 +227,9 @@ def render_latex(table: Table) -> str:
     return _environment(autoescape=False, latex=True).get_template("table.tex.j2").render(t=table)
 
 
-def render_html(table: Table) -> str:
-    return _environment(autoescape=True).get_template("table.html.j2").render(t=table)
+def render_html(*tables: Table) -> str:
+    """One standalone page (inline CSS, no external assets) holding the tables."""
+    return _environment(autoescape=True).get_template("table.html.j2").render(tables=list(tables))
 
 
 def _text_mark(mark: Mark) -> str:
@@ -176,7 +237,8 @@ def _text_mark(mark: Mark) -> str:
 
 
 def render_text(table: Table) -> str:
-    headers = ["Method"] + [
+    """A terminal table (tabulate): **bold** best, _underline_ second best."""
+    headers = [table.corner] + [
         f"{g}\n{l}" if l else g
         for g, l in zip([g for g, n in table.groups for _ in range(n)], table.column_labels)
     ]
@@ -184,7 +246,7 @@ def render_text(table: Table) -> str:
         headers.append("Params")
     body = []
     for row in table.rows:
-        line = [row.name] + [f"{_text_mark(p)} / {_text_mark(s)}" for p, s in row.cells]
+        line = [row.name] + [" / ".join(_text_mark(m) for m in cell) for cell in row.cells]
         if table.show_params:
             line.append(row.params)
         body.append(line)
@@ -192,3 +254,11 @@ def render_text(table: Table) -> str:
     notes = "\n".join(f"  {n}" for n in table.footnotes)
     legend = "**bold** = best, _underline_ = second best"
     return f"{table.title}\n[{table.label}]\n{grid}\n{table.caption}\n{legend}\n{notes}\n".rstrip() + "\n"
+
+
+def render_all(result: dict) -> tuple[str, str, str]:
+    """(LaTeX, HTML, text) for every table of a results document (two for split layouts)."""
+    tables = build_tables(result)
+    latex = "\n".join(render_latex(t) for t in tables)
+    text = "\n".join(render_text(t) for t in tables)
+    return latex, render_html(*tables), text

@@ -54,9 +54,10 @@ class RunOutcome:
     timings: Timings
 
 
-def _select_methods(suite: Suite, names: list[str] | None) -> list[MethodEntry]:
+def _select_methods(suite: Suite, names: list[str] | None, profile: str) -> list[MethodEntry]:
     if not names:
-        return list(suite.methods)
+        subset = suite.profiles[profile].methods
+        return [m for m in suite.methods if subset is None or m.name in subset]
     by_name = {m.name.lower(): m for m in suite.methods}
     by_model = {m.model.lower(): m for m in suite.methods}
     chosen = []
@@ -199,7 +200,7 @@ def run_suite(
     suite = load_suite(suite_name)
     suite_path = resolve_suite_path(suite_name)
     profile_cfg = suite.profile(profile)
-    entries = _select_methods(suite, method_names)
+    entries = _select_methods(suite, method_names, profile)
     for entry in entries:
         method_registry.check_entry(entry)
     for name in suite.metrics:
@@ -249,6 +250,7 @@ def run_suite(
         "title": f"{suite.source}: {suite.title}", "caption": suite.caption,
         "profile": profile, "profile_label": label, "comparable_with_paper": profile_cfg.comparable_with_paper,
         "seed": seed, "metrics": list(suite.metrics), "show_params": suite.show_params,
+        "layout": suite.layout.model_dump(),
         "columns": [c.model_dump() for c in suite.columns],
         "train": {**train_cfg.model_dump(), "steps_run": n_steps},
         "data": {"protocol": suite.data.model_dump(), **prepared.provenance,
@@ -259,8 +261,7 @@ def run_suite(
         "per_image": per_image,
     }
     t_render = time.perf_counter()
-    table = report.build_table(results)
-    latex, html, text = report.render_latex(table), report.render_html(table), report.render_text(table)
+    latex, html, text = report.render_all(results)
     timings.render = time.perf_counter() - t_render
     results["timings"] = timings.as_dict()
 

@@ -83,6 +83,17 @@ class Profile(_Strict):
     description: str
     comparable_with_paper: bool
     train: TrainConfig
+    methods: list[str] | None = Field(
+        default=None, description="rows this profile runs (names); default all (mini sweeps are scaled down)"
+    )
+
+
+class Layout(_Strict):
+    """How the table is drawn (see harness.report.build_tables)."""
+
+    kind: Literal["table", "split_metrics", "ablation"] = "table"
+    transpose: bool = False
+    header: str = "Method"
 
 
 class MethodEntry(_Strict):
@@ -128,9 +139,20 @@ class ReportedRow(_Strict):
 
     method: str
     citation: str | None = None
-    cells: dict[str, tuple[float, float]]
+    cells: dict[str, tuple[float, float]] = Field(default_factory=dict)
     average: tuple[float, float] | None = None
     params: str | None = None
+
+
+class Claim(_Strict):
+    """A number the paper's text states about its own table, e.g. "a drop of 1.83 dB"."""
+
+    where: str = Field(description="where the text says it, e.g. '§5.1'")
+    statement: str
+    minuend: str = Field(description="reported row whose average is the larger term")
+    subtrahend: str
+    metric: Literal[0, 1] = Field(default=0, description="0 = first metric (PSNR), 1 = second (SSIM)")
+    value: float
 
 
 class Suite(_Strict):
@@ -143,9 +165,11 @@ class Suite(_Strict):
     columns: list[Column]
     average: Literal["mean_of_columns"] = "mean_of_columns"
     show_params: bool = True
+    layout: Layout = Field(default_factory=Layout)
     methods: list[MethodEntry]
     profiles: dict[str, Profile]
     reported: list[ReportedRow] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Suite":
@@ -159,6 +183,15 @@ class Suite(_Strict):
             unknown = set(row.cells) - set(ids)
             if unknown:
                 raise ValueError(f"reported row '{row.method}' names unknown columns {sorted(unknown)}")
+        reported_names = {r.method for r in self.reported}
+        for claim in self.claims:
+            unknown = {claim.minuend, claim.subtrahend} - reported_names
+            if unknown:
+                raise ValueError(f"claim at {claim.where} names rows {sorted(unknown)} that are not reported")
+        for pname, prof in self.profiles.items():
+            unknown = set(prof.methods or []) - set(names)
+            if unknown:
+                raise ValueError(f"profile '{pname}' runs unknown methods {sorted(unknown)}; methods are {names}")
         for m in self.methods:
             unknown = set(m.overrides) - set(self.profiles)
             if unknown:

@@ -111,3 +111,24 @@ def test_paper_profile_names_each_missing_folder(workdir):
 def test_suites_command_lists_table1(workdir):
     proc = run_cli("suites", cwd=workdir)
     assert proc.returncode == 0 and "table1_three_task" in proc.stdout
+
+
+def test_validate_lists_paper_disagreements(workdir):
+    proc = run_cli("validate", "table4_nc_ablation", cwd=workdir)
+    assert proc.returncode == 0
+    assert "table4_nc_ablation: valid (5 columns, 7 methods" in proc.stdout
+    assert "1.83 dB" in proc.stdout and "recomputed 0.98" in proc.stdout
+
+
+def test_validate_rejects_a_bad_file(workdir):
+    path = workdir / "bad.yaml"
+    doc = yaml.safe_load((SUITES_DIR / "table5_adaptation.yaml").read_text())
+    doc["claims"][0]["minuend"] = "Nobody"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    _assert_one_line_error(run_cli("validate", str(path), cwd=workdir), "bad.yaml", "claim at §5.2 names rows ['Nobody']")
+
+
+def test_suites_lists_all_five_tables(workdir):
+    proc = run_cli("suites", cwd=workdir)
+    for name in ("table1_three_task", "table2_five_task", "table3_cdd11", "table4_nc_ablation", "table5_adaptation"):
+        assert name in proc.stdout
