@@ -20,12 +20,14 @@ import torch
 from harness import methods as method_registry
 from harness import report
 from harness.data import TestSet
+from harness.data.images import IMAGE_SUFFIXES, read_rgb
 from harness.data.sources import prepare as prepare_data
 from harness.errors import HarnessError
 from harness.metrics import get_protocol, score
 from harness.profile import count_parameters, format_params
-from harness.data.images import IMAGE_SUFFIXES, read_rgb
-from harness.store import SCHEMA_VERSION, RunWriter, file_sha256, new_run_id, provenance
+from harness.store import (
+    SCHEMA_VERSION, ResultsDB, RunWriter, code_fingerprint, file_sha256, new_run_id, provenance, stable_hash,
+)
 from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
 from harness.train import to_tensor, train
 
@@ -132,56 +134,135 @@ def evaluate_outputs(folder: pathlib.Path, test_set: TestSet, metric_names: tupl
     return rows
 
 
-def _run_method(entry: MethodEntry, profile: str, suite: Suite, test_sets, sampler, train_cfg, n_steps: int,
-                seed: int, progress: bool, log, timings: Timings) -> tuple[list[dict], dict]:
-    """Train or load one row's model (or read its outputs folder) and score every column."""
+@dataclass
+class RunContext:
+    """What every row of one run shares."""
+
+    suite: Suite
+    profile: str
+    test_sets: list[TestSet]
+    sampler: object
+    train_cfg: object
+    n_steps: int
+    seed: int
+    progress: bool
+    log: object
+    timings: Timings
+    db: ResultsDB
+    run_id: str
+    inputs: dict  # code fingerprint, data provenance: part of every cache key
+    checkpoint_every: int = 50
+
+
+def _method_key(entry: MethodEntry, ctx: RunContext) -> str:
+    checkpoint = entry.checkpoint and file_sha256(pathlib.Path(entry.checkpoint).expanduser())
+    return stable_hash({
+        "entry": entry.model_dump(exclude={"name", "citation"}), "kwargs": entry.constructor_kwargs(ctx.profile),
+        "checkpoint_sha256": checkpoint, "profile": ctx.profile, "seed": ctx.seed, "steps": ctx.n_steps,
+        "train": ctx.train_cfg.model_dump(), "inputs": ctx.inputs,
+    })
+
+
+def _cell_key(method_key: str, column, ctx: RunContext) -> str:
+    return stable_hash({"method": method_key, "column": column.model_dump(), "metrics": list(ctx.suite.metrics),
+                        "data": ctx.suite.data.model_dump()})
+
+
+def _obtain_model(entry: MethodEntry, method_key: str, ctx: RunContext, doc: dict) -> torch.nn.Module:
+    """Build the row's model: released/own checkpoint, cached trained weights, or train (resumably)."""
+    torch.manual_seed(ctx.seed)
+    model, loaded = method_registry.instantiate(entry, ctx.profile)
+    n_params, _ = count_parameters(model)
+    doc["params"], doc["params_display"] = n_params, format_params(n_params)
+    if loaded:
+        doc["checkpoint_sha256"] = file_sha256(pathlib.Path(entry.checkpoint).expanduser())
+        ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; loaded {entry.checkpoint}")
+        return model
+    if not getattr(model, "can_train", True):
+        raise HarnessError(f"method '{entry.name}' cannot train (can_train = False); give it a 'checkpoint'")
+    weights = ctx.db.weights_path(method_key)
+    cached = ctx.db.method_doc(method_key)
+    if cached is not None and weights.is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(weights)))
+        doc["train"] = cached.get("train")
+        ctx.log(f"[{entry.name}] reusing weights trained earlier from identical inputs ({weights.name})")
+        return model.eval()
+    ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; training {ctx.n_steps} steps")
+    t_train = time.perf_counter()
+    cfg = ctx.train_cfg
+    result = train(
+        model, ctx.sampler, steps=ctx.n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, seed=ctx.seed,
+        progress=ctx.progress, label=entry.name, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
+        checkpoint_every=ctx.checkpoint_every,
+    )
+    train_s = time.perf_counter() - t_train
+    ctx.timings.train += train_s
+    doc["train"] = {"steps": result.steps, "final_loss": result.final_loss,
+                    "images_per_second": round(result.images_per_second, 2), "seconds": round(train_s, 3)}
+    _save_weights(model, weights)
+    ctx.db.training_checkpoint_path(method_key).unlink(missing_ok=True)
+    ctx.log(f"[{entry.name}] trained in {train_s:.1f}s (final loss {result.final_loss:.4f}, "
+            f"{result.images_per_second:.1f} img/s)")
+    return model
+
+
+def _save_weights(model: torch.nn.Module, path: pathlib.Path) -> None:
+    from safetensors.torch import save
+
+    from harness import atomic
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic.write_bytes(path, save(state))
+
+
+def _run_method(entry: MethodEntry, ctx: RunContext) -> tuple[list[dict], dict]:
+    """One row: reuse cached cells, else train or load the model (or read its outputs folder)
+    and score every missing column, storing each column as soon as it is done."""
+    suite, timings = ctx.suite, ctx.timings
     doc: dict = {"name": entry.name, "model": entry.model, "build": entry.build, "outputs": entry.outputs,
-                 "citation": entry.citation, "overrides": entry.constructor_kwargs(profile),
+                 "citation": entry.citation, "overrides": entry.constructor_kwargs(ctx.profile),
                  "checkpoint": entry.checkpoint, "params": None, "params_display": "-", "train": None}
-    rows: list[dict] = []
-    eval_before, metrics_before = timings.eval, timings.metrics
-    train_s = 0.0
-    if entry.outputs:
+    eval_before, metrics_before, train_before = timings.eval, timings.metrics, timings.train
+    rows_by_column: dict[str, list[dict]] = {}
+    if entry.outputs:  # scoring files is cheap and the files may change: never cached
         folder = pathlib.Path(entry.outputs).expanduser()
-        log(f"[{entry.name}] scoring restored images from {folder}")
-        for test_set in test_sets:
-            rows += [{"column": test_set.column_id, **r} for r in evaluate_outputs(folder, test_set, suite.metrics, timings)]
+        ctx.log(f"[{entry.name}] scoring restored images from {folder}")
+        for test_set in ctx.test_sets:
+            rows_by_column[test_set.column_id] = evaluate_outputs(folder, test_set, suite.metrics, timings)
     else:
-        torch.manual_seed(seed)
-        model, loaded = method_registry.instantiate(entry, profile)
-        n_params, _ = count_parameters(model)
-        doc["params"], doc["params_display"] = n_params, format_params(n_params)
-        if loaded:
-            doc["checkpoint_sha256"] = file_sha256(pathlib.Path(entry.checkpoint).expanduser())
-            log(f"[{entry.name}] {format_params(n_params)} parameters; loaded {entry.checkpoint}")
-        elif not getattr(model, "can_train", True):
-            raise HarnessError(f"method '{entry.name}' cannot train (can_train = False); give it a 'checkpoint'")
+        method_key = _method_key(entry, ctx)
+        keys = {c.id: _cell_key(method_key, c, ctx) for c in suite.columns}
+        for column_id, key in keys.items():
+            cached = ctx.db.cell(key)
+            if cached is not None:
+                rows_by_column[column_id] = cached
+        cached_doc = ctx.db.method_doc(method_key)
+        if len(rows_by_column) == len(keys) and cached_doc is not None:
+            ctx.log(f"[{entry.name}] all {len(keys)} columns already computed from identical inputs; reused")
+            doc = {**cached_doc, "name": entry.name, "citation": entry.citation}
         else:
-            log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps")
-            t_train = time.perf_counter()
-            result = train(
-                model, sampler, steps=n_steps, batch_size=train_cfg.batch_size, patch_size=train_cfg.patch_size,
-                lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, warmup_steps=train_cfg.warmup_steps,
-                seed=seed, progress=progress, label=entry.name,
-            )
-            train_s = time.perf_counter() - t_train
-            timings.train += train_s
-            doc["train"] = {"steps": result.steps, "final_loss": result.final_loss,
-                            "images_per_second": round(result.images_per_second, 2)}
-            log(f"[{entry.name}] trained in {train_s:.1f}s (final loss {result.final_loss:.4f}, "
-                f"{result.images_per_second:.1f} img/s)")
-        for test_set in test_sets:
-            rows += [{"column": test_set.column_id, **r} for r in evaluate(model, test_set, suite.metrics, timings)]
+            model = _obtain_model(entry, method_key, ctx, doc)
+            ctx.db.put_method(method_key, entry.name, doc)
+            for test_set in ctx.test_sets:
+                if test_set.column_id in rows_by_column:
+                    continue
+                rows = evaluate(model, test_set, suite.metrics, timings)
+                ctx.db.put_cell(keys[test_set.column_id], method_key, ctx.run_id, entry.name, test_set.column_id, rows)
+                rows_by_column[test_set.column_id] = rows
+        doc["method_key"] = method_key
     timings.per_method[entry.name] = {
-        "train_s": round(train_s, 3),
+        "train_s": round(timings.train - train_before, 3),
         "eval_s": round(timings.eval - eval_before, 3),
         "metrics_s": round(timings.metrics - metrics_before, 3),
     }
     columns = {c.id: c for c in suite.columns}
-    datasets = {ts.column_id: ts.dataset_id for ts in test_sets}
-    per_image = [{"method": entry.name, "column": r["column"], "dataset": datasets[r["column"]],
-                  "task": columns[r["column"]].task, "sigma": columns[r["column"]].sigma,
-                  **{k: v for k, v in r.items() if k != "column"}} for r in rows]
+    datasets = {ts.column_id: ts.dataset_id for ts in ctx.test_sets}
+    per_image = [{"method": entry.name, "column": column_id, "dataset": datasets[column_id],
+                  "task": columns[column_id].task, "sigma": columns[column_id].sigma, **r}
+                 for column_id in (c.id for c in suite.columns) for r in rows_by_column[column_id]]
     return per_image, doc
 
 
@@ -196,6 +277,7 @@ def run_suite(
     steps: int | None = None,
     progress: bool = True,
     log=print,
+    checkpoint_every: int = 50,
 ) -> RunOutcome:
     suite = load_suite(suite_name)
     suite_path = resolve_suite_path(suite_name)
@@ -216,12 +298,26 @@ def run_suite(
     n_steps = steps if steps is not None else _steps_for(train_cfg, sampler)
 
     torch.use_deterministic_algorithms(True, warn_only=True)
+    suite_hash = hashlib.sha256(suite_path.read_bytes()).hexdigest()
+    run_id = new_run_id(suite_hash)
+    data_doc = {"protocol": suite.data.model_dump(), **prepared.provenance,
+                "columns": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts.pairs), **ts.notes}
+                            for ts in test_sets}}
+    run_provenance = provenance()
     per_image: list[dict] = []
     method_docs: list[dict] = []
-    for entry in entries:
-        rows, doc = _run_method(entry, profile, suite, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings)
-        per_image += rows
-        method_docs.append(doc)
+    with ResultsDB(pathlib.Path(results_root)) as db:
+        db.start_run(run_id, suite.name, suite_hash, profile, seed, run_provenance, data_doc)
+        ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings, db,
+                         run_id, inputs={"code": code_fingerprint(), "data": data_doc}, checkpoint_every=checkpoint_every)
+        try:
+            for entry in entries:
+                rows, doc = _run_method(entry, ctx)
+                per_image += rows
+                method_docs.append(doc)
+        except BaseException as exc:  # interrupted or failed: finished cells stay stored for the rerun
+            db.end_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
 
     frame = pd.DataFrame(per_image)
     cells: dict[str, dict[str, dict[str, float]]] = {}
@@ -236,7 +332,6 @@ def run_suite(
         # The paper's Average is the mean of the column means (checked against Table 1).
         averages[entry.name] = {m: float(np.mean([cells[entry.name][c.id][m] for c in suite.columns])) for m in suite.metrics}
 
-    suite_hash = hashlib.sha256(suite_path.read_bytes()).hexdigest()
     protocols = [get_protocol(m) for m in suite.metrics]
     footnotes = [
         f"{p.display}: protocol '{p.name}' — {p.channel}, {p.library}, window {p.window}, "
@@ -253,11 +348,9 @@ def run_suite(
         "layout": suite.layout.model_dump(),
         "columns": [c.model_dump() for c in suite.columns],
         "train": {**train_cfg.model_dump(), "steps_run": n_steps},
-        "data": {"protocol": suite.data.model_dump(), **prepared.provenance,
-                 "columns": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts.pairs), **ts.notes}
-                             for ts in test_sets}},
+        "run_id": run_id, "data": data_doc,
         "methods": method_docs, "cells": cells, "averages": averages, "footnotes": footnotes,
-        "provenance": provenance(), "timings": None,
+        "provenance": run_provenance, "timings": None,
         "per_image": per_image,
     }
     t_render = time.perf_counter()
@@ -265,13 +358,15 @@ def run_suite(
     timings.render = time.perf_counter() - t_render
     results["timings"] = timings.as_dict()
 
-    writer = RunWriter(pathlib.Path(results_root), suite.name, profile, new_run_id(suite_hash))
+    writer = RunWriter(pathlib.Path(results_root), suite.name, profile, run_id)
     with writer:
         writer.write_json("results.json", results)
         writer.write_csv("per_image.csv", frame)
         writer.write_text("table.tex", latex)
         writer.write_text("table.html", html)
         writer.write_text("table.txt", text)
+    with ResultsDB(pathlib.Path(results_root)) as db:
+        db.end_run(run_id, "complete", results["timings"])
     return RunOutcome(writer.final, results, text, timings)
 
 

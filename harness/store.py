@@ -125,3 +125,148 @@ def load_results(run_dir: pathlib.Path) -> dict:
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise HarnessError(f"{path}: schema_version {doc.get('schema_version')} is not {SCHEMA_VERSION}")
     return doc
+
+
+# --------------------------------------------------------------------------------------
+# The results database: what has been computed, from which inputs, so runs resume.
+# --------------------------------------------------------------------------------------
+
+DB_FILE = "results.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    suite TEXT NOT NULL,
+    suite_sha256 TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- running | complete | failed | interrupted
+    started_utc TEXT NOT NULL,
+    finished_utc TEXT,
+    provenance TEXT NOT NULL,        -- JSON: git commit, package versions, device, threads
+    data TEXT,                       -- JSON: data protocol, manifest hash, sources
+    timings TEXT                     -- JSON
+);
+CREATE TABLE IF NOT EXISTS methods (
+    method_key TEXT PRIMARY KEY,     -- hash of everything that determines the trained model
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL,               -- JSON: constructor, params, training summary, checkpoint sha256
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_key TEXT PRIMARY KEY,       -- hash of the method key, the column and the metric protocols
+    method_key TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    column_id TEXT NOT NULL,
+    per_image TEXT NOT NULL,         -- JSON list of {image_id, <metric>: value, ...}
+    created_utc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_by_method ON cells(method_key);
+"""
+
+
+def stable_hash(obj) -> str:
+    """sha256 of a JSON-serialisable object with sorted keys (the identity of an input)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def code_fingerprint() -> str:
+    """sha256 over the source of the packages whose code decides a result.
+
+    Any edit to a model, the trainer, the data or the metrics invalidates cached cells.
+    """
+    import baselines
+    import dacode
+    import harness
+
+    digest = hashlib.sha256()
+    for package in (harness, dacode, baselines):
+        root = pathlib.Path(package.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultsDB:
+    """An SQLite database per results root, in WAL mode so two runs can write at once."""
+
+    def __init__(self, root: pathlib.Path):
+        import sqlite3
+
+        root = pathlib.Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / DB_FILE
+        self.models_dir = root / "models"
+        self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA busy_timeout=60000")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "ResultsDB":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # runs ---------------------------------------------------------------------------
+    def start_run(self, run_id: str, suite: str, suite_sha256: str, profile: str, seed: int,
+                  provenance_doc: dict, data: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO runs (run_id, suite, suite_sha256, profile, seed, status, started_utc, provenance, data) "
+            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, suite, suite_sha256, profile, seed, _now(), json.dumps(provenance_doc), json.dumps(data)),
+        )
+
+    def end_run(self, run_id: str, status: str, timings: dict | None = None) -> None:
+        """Mark a run complete, failed or interrupted (its finished cells stay for a rerun)."""
+        self.conn.execute(
+            "UPDATE runs SET status = ?, finished_utc = ?, timings = ? WHERE run_id = ?",
+            (status, _now(), json.dumps(timings), run_id),
+        )
+
+    def runs(self) -> list[dict]:
+        cur = self.conn.execute("SELECT run_id, suite, profile, seed, status, started_utc, finished_utc FROM runs ORDER BY started_utc")
+        keys = [d[0] for d in cur.description]
+        return [dict(zip(keys, row)) for row in cur.fetchall()]
+
+    # methods ------------------------------------------------------------------------
+    def method_doc(self, method_key: str) -> dict | None:
+        row = self.conn.execute("SELECT doc FROM methods WHERE method_key = ?", (method_key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_method(self, method_key: str, name: str, doc: dict) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO methods (method_key, name, doc, created_utc) VALUES (?, ?, ?, ?)",
+            (method_key, name, json.dumps(doc), _now()),
+        )
+
+    def weights_path(self, method_key: str) -> pathlib.Path:
+        return self.models_dir / f"{method_key}.safetensors"
+
+    def training_checkpoint_path(self, method_key: str) -> pathlib.Path:
+        return self.models_dir / f"{method_key}.training.pt"
+
+    # cells --------------------------------------------------------------------------
+    def cell(self, cell_key: str) -> list[dict] | None:
+        row = self.conn.execute("SELECT per_image FROM cells WHERE cell_key = ?", (cell_key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_cell(self, cell_key: str, method_key: str, run_id: str, method: str, column_id: str, per_image: list[dict]) -> None:
+        # OR IGNORE: a concurrent run that computed the same cell from the same inputs wins; same numbers.
+        self.conn.execute(
+            "INSERT OR IGNORE INTO cells (cell_key, method_key, run_id, method, column_id, per_image, created_utc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cell_key, method_key, run_id, method, column_id, json.dumps(per_image), _now()),
+        )
+
+    def count_cells(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0]

@@ -116,7 +116,11 @@ def test_outputs_folder_missing_images(tmp_path):
     Image.fromarray(np.zeros((128, 128, 3), np.uint8)).save(outputs / "sots" / "astronaut.png")
     with pytest.raises(HarnessError, match=r"outputs folder '.*restored/sots' lacks 3 of 4 restored images \(e\.g\. coffee"):
         _run(_suite(tmp_path, [{"name": "Partial", "outputs": str(outputs)}]), tmp_path)
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results" / "table1_three_task").exists()  # no run folder published
+    from harness.store import ResultsDB
+
+    with ResultsDB(tmp_path / "results") as db:
+        assert [r["status"] for r in db.runs()] == ["failed"]
 
 
 def test_outputs_folder_that_does_not_exist(tmp_path):

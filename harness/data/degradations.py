@@ -18,6 +18,15 @@ and returns an H×W×3 uint8 array, so the same seed always gives the same image
 - ``compose``: CDD-11-style composites applied in a fixed physical order: haze (scene,
   depends on depth) → rain or snow (in front of the scene) → low light (illumination of
   everything the camera sees), e.g. ``low_haze_rain`` = low(rain(haze(J))).
+- ``legacy_noise_stream``: the official test scripts' noise, replayed for parity with
+  published numbers (baselines.md §3.1 "seeding"/"noise"; protocols.md §0.5): one global
+  stream seeded with 0 once, σ 15 → 25 → 50 back to back over the same images, ``randn``
+  float64 per image, clip, truncating uint8 cast.
+
+Everything here is synthetic except ``add_gaussian_noise`` / ``legacy_noise_stream``, which
+are the denoising protocol itself. The mini profile (``harness.data.mini``) uses the others as
+stand-ins for the real sets: haze for SOTS, rain for Rain100L, motion blur for GoPro, low
+light for LOL-v1 and the composites for CDD-11.
 """
 from __future__ import annotations
 
@@ -48,6 +57,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def add_gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """clip(clean + N(0, 1)·σ, 0, 255) then a truncating uint8 cast (the PromptIR/AirNet protocol)."""
     _check_image(clean)
     noise = rng.standard_normal(clean.shape)  # float64, as np.random.randn in the protocol
     return np.clip(clean.astype(np.float64) + noise * sigma, 0, 255).astype(np.uint8)
@@ -134,6 +144,11 @@ def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
 def add_motion_blur(
     clean: np.ndarray, rng: np.random.Generator, length: int | None = None, angle_deg: float | None = None
 ) -> np.ndarray:
+    """Uniform linear camera motion: the image convolved with ``motion_kernel(length, angle)``.
+
+    A normalised kernel keeps the mean brightness; length (7–15 px) and angle are drawn when
+    not given. GoPro averages real sharp frames instead; this is the mini stand-in.
+    """
     _check_image(clean)
     length = int(rng.integers(7, 16)) if length is None else int(length)
     angle_deg = float(rng.uniform(0.0, 180.0)) if angle_deg is None else float(angle_deg)
@@ -149,6 +164,9 @@ def add_low_light(
     gamma: float | None = None,
     noise: float | None = None,
 ) -> np.ndarray:
+    """Under-exposure as in LOL: I = s·J^γ (s < 1 darkens, γ > 1 crushes the shadows) plus
+    signal-dependent noise (shot noise ∝ signal, a small read-noise floor); s, γ and the noise
+    level are drawn when not given."""
     _check_image(clean)
     scale = float(rng.uniform(0.08, 0.3)) if scale is None else float(scale)
     gamma = float(rng.uniform(1.2, 2.0)) if gamma is None else float(gamma)
@@ -171,6 +189,8 @@ def snow_mask(height: int, width: int, rng: np.random.Generator, density: float)
 
 
 def add_snow(clean: np.ndarray, rng: np.random.Generator, density: float | None = None) -> np.ndarray:
+    """Opaque white flakes blended over the image, I = J·(1 − m) + m, with ``snow_mask`` m;
+    only brightens, and more with ``density`` (drawn when not given)."""
     _check_image(clean)
     h, w, _ = clean.shape
     density = float(rng.uniform(0.003, 0.01)) if density is None else float(density)
@@ -227,3 +247,34 @@ def degrade(
             raise ValueError("a composite needs its parts, e.g. 'low_haze_rain'")
         return compose(parts, clean, rng)
     raise ValueError(f"no synthetic degradation for task '{task}'; known: {', '.join(TASKS)}")
+
+
+LEGACY_SIGMAS = (15.0, 25.0, 50.0)
+
+
+def legacy_noise_stream(
+    images: list[tuple[str, np.ndarray]],
+    keep: set[float] | None = None,
+    sigmas: tuple[float, ...] = LEGACY_SIGMAS,
+    seed: int = 0,
+) -> dict[tuple[float, str], np.ndarray]:
+    """The official scripts' denoising inputs: {(σ, image id): noisy uint8 image}.
+
+    PromptIR/AirNet/AdaIR ``test.py`` (baselines.md §3.1) seed numpy's global stream once
+    (``np.random.seed(0)``) and run σ = 15, 25, 50 back to back over the same images, drawing
+    ``np.random.randn(H, W, 3)`` (float64) per image after the crop, then
+    ``np.clip(clean + noise·σ, 0, 255).astype(np.uint8)``. So σ = 25's noise depends on σ = 15
+    having run first and on the file order. ``images`` are given in the order to replay (the
+    officials use ``os.listdir`` order, which is filesystem-dependent; the harness passes them
+    sorted by image id and records that). The whole stream is drawn; only the σ in ``keep`` are
+    returned (all when None).
+    """
+    state = np.random.RandomState(seed)  # the legacy MT19937 stream behind np.random.seed/randn
+    out: dict[tuple[float, str], np.ndarray] = {}
+    for sigma in sigmas:
+        for image_id, clean in images:
+            _check_image(clean)
+            noise = state.randn(*clean.shape)
+            if keep is None or float(sigma) in keep:
+                out[(float(sigma), image_id)] = np.clip(clean + noise * sigma, 0, 255).astype(np.uint8)
+    return out
