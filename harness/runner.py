@@ -29,7 +29,7 @@ from harness.store import (
     SCHEMA_VERSION, ResultsDB, RunWriter, code_fingerprint, file_sha256, new_run_id, provenance, stable_hash,
 )
 from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
-from harness.train import to_tensor, train
+from harness.train import Schedule, to_tensor, train
 
 
 @dataclass
@@ -72,18 +72,26 @@ def _select_methods(suite: Suite, names: list[str] | None, profile: str) -> list
     return chosen
 
 
+def _steps_per_epoch(train_cfg, sampler) -> int:
+    """Optimiser steps in one pass over the training mixture (with its repetition factors)."""
+    try:
+        samples = len(sampler)
+    except TypeError:
+        samples = sum(len(v) for v in getattr(sampler, "pairs", {}).values())
+    return max(1, samples // train_cfg.batch_size)
+
+
 def _steps_for(train_cfg, sampler) -> int:
     if train_cfg.steps is not None:
         return train_cfg.steps
-    n_images = sum(len(v) for v in getattr(sampler, "pairs", {}).values()) or 1
-    return max(1, train_cfg.epochs * n_images // train_cfg.batch_size)
+    return train_cfg.epochs * _steps_per_epoch(train_cfg, sampler)
 
 
-def _group_by_shape(pairs):
+def _group_by_shape(pairs) -> list[list]:
     groups: dict[tuple[int, ...], list] = {}
     for pair in pairs:
         groups.setdefault(pair.clean.shape, []).append(pair)
-    return groups.values()
+    return list(groups.values())
 
 
 def _score(restored: torch.Tensor, clean: torch.Tensor, pairs, metric_names, timings: Timings) -> list[dict]:
@@ -93,18 +101,27 @@ def _score(restored: torch.Tensor, clean: torch.Tensor, pairs, metric_names, tim
     return [{"image_id": p.image_id, **{k: float(v[i]) for k, v in values.items()}} for i, p in enumerate(pairs)]
 
 
+EVAL_BATCH = 8  # images of equal size per forward; bounds memory on full-size models
+
+
 def evaluate(model: torch.nn.Module, test_set: TestSet, metric_names: tuple[str, ...], timings: Timings) -> list[dict]:
-    """Per-image metrics for one column; images of equal size are batched."""
+    """Per-image metrics for one column. Images of equal size are batched, and the metrics
+    run on the device the model ran on (pyiqa's and our SSIM are torch ops)."""
     rows: list[dict] = []
     model.eval()
-    for pairs in _group_by_shape(test_set.pairs):
-        degraded = to_tensor(np.stack([p.degraded for p in pairs]))
-        clean = to_tensor(np.stack([p.clean for p in pairs]))
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            restored = model(degraded).clamp(0.0, 1.0)
-        timings.eval += time.perf_counter() - t0
-        rows += _score(restored, clean, pairs, metric_names, timings)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    for group in _group_by_shape(test_set.pairs):
+        for start in range(0, len(group), EVAL_BATCH):
+            pairs = group[start : start + EVAL_BATCH]
+            degraded = to_tensor(np.stack([p.degraded for p in pairs])).to(device)
+            clean = to_tensor(np.stack([p.clean for p in pairs])).to(device)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                restored = model(degraded).float().clamp(0.0, 1.0)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings.eval += time.perf_counter() - t0
+            rows += _score(restored, clean, pairs, metric_names, timings)
     return rows
 
 
@@ -152,6 +169,7 @@ class RunContext:
     run_id: str
     inputs: dict  # code fingerprint, data provenance: part of every cache key
     checkpoint_every: int = 50
+    device: str = "cpu"
 
 
 def _method_key(entry: MethodEntry, ctx: RunContext) -> str:
@@ -159,7 +177,8 @@ def _method_key(entry: MethodEntry, ctx: RunContext) -> str:
     return stable_hash({
         "entry": entry.model_dump(exclude={"name", "citation"}), "kwargs": entry.constructor_kwargs(ctx.profile),
         "checkpoint_sha256": checkpoint, "profile": ctx.profile, "seed": ctx.seed, "steps": ctx.n_steps,
-        "train": ctx.train_cfg.model_dump(), "inputs": ctx.inputs,
+        "train": entry.train_config(ctx.profile, ctx.train_cfg).model_dump(), "inputs": ctx.inputs,
+        "device": ctx.device,
     })
 
 
@@ -189,14 +208,20 @@ def _obtain_model(entry: MethodEntry, method_key: str, ctx: RunContext, doc: dic
         doc["train"] = cached.get("train")
         ctx.log(f"[{entry.name}] reusing weights trained earlier from identical inputs ({weights.name})")
         return model.eval()
-    ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; training {ctx.n_steps} steps")
+    cfg = entry.train_config(ctx.profile, ctx.train_cfg)
+    n_steps = ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
+    per_epoch = _steps_per_epoch(cfg, ctx.sampler)
+    schedule = Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
+                        warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch))
+    ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps on {ctx.device}")
     t_train = time.perf_counter()
-    cfg = ctx.train_cfg
     result = train(
-        model, ctx.sampler, steps=ctx.n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, seed=ctx.seed,
+        model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=schedule, seed=ctx.seed,
         progress=ctx.progress, label=entry.name, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
-        checkpoint_every=ctx.checkpoint_every,
+        # the paper profile checkpoints every epoch; the short mini runs every 50 steps
+        checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every,
+        device=ctx.device, bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile,
     )
     train_s = time.perf_counter() - t_train
     ctx.timings.train += train_s
@@ -278,11 +303,24 @@ def run_suite(
     progress: bool = True,
     log=print,
     checkpoint_every: int = 50,
+    device: str | None = None,
+    checkpoints: dict[str, str] | None = None,
 ) -> RunOutcome:
+    """Run one suite. ``device`` defaults to the CPU for the mini profile (bit-identical metrics)
+    and to the GPU, where there is one, for the paper profile. ``checkpoints`` maps row names
+    to weight files that replace training (``--checkpoints NAME=PATH``)."""
     suite = load_suite(suite_name)
     suite_path = resolve_suite_path(suite_name)
     profile_cfg = suite.profile(profile)
     entries = _select_methods(suite, method_names, profile)
+    for name, path in (checkpoints or {}).items():
+        matches = [i for i, e in enumerate(entries) if e.name.lower() == name.lower()]
+        if not matches:
+            raise HarnessError(f"--checkpoints names row '{name}', which this run does not have; rows: "
+                               f"{', '.join(e.name for e in entries)}")
+        entries[matches[0]] = entries[matches[0]].model_copy(update={"checkpoint": path})
+    if device is None:
+        device = "cuda" if profile != "mini" and torch.cuda.is_available() else "cpu"
     for entry in entries:
         method_registry.check_entry(entry)
     for name in suite.metrics:
@@ -309,7 +347,8 @@ def run_suite(
     with ResultsDB(pathlib.Path(results_root)) as db:
         db.start_run(run_id, suite.name, suite_hash, profile, seed, run_provenance, data_doc)
         ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings, db,
-                         run_id, inputs={"code": code_fingerprint(), "data": data_doc}, checkpoint_every=checkpoint_every)
+                         run_id, inputs={"code": code_fingerprint(), "data": data_doc}, checkpoint_every=checkpoint_every,
+                         device=device)
         try:
             for entry in entries:
                 rows, doc = _run_method(entry, ctx)

@@ -60,15 +60,24 @@ class DataProtocol(_Strict):
 
 
 class TrainConfig(_Strict):
-    """Training budget and optimiser (DACode §4.2: AdamW, lr 2e-4, cosine to zero, L1)."""
+    """Training budget and optimiser (DACode §4.2: AdamW, lr 2e-4, cosine to zero, L1).
+
+    ``weight_decay`` defaults to AdamW's own 0.01, which the official codes leave unchanged.
+    ``schedule: promptir_warmup`` is PromptIR's 15-epoch linear warm-up then cosine, per epoch.
+    """
 
     steps: int | None = Field(default=None, gt=0)
     epochs: int | None = Field(default=None, gt=0)
     batch_size: int = Field(gt=0)
     patch_size: int = Field(gt=0)
     lr: float = Field(gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)
     warmup_steps: int = Field(default=0, ge=0)
+    schedule: Literal["cosine", "promptir_warmup"] = "cosine"
+    warmup_epochs: int = Field(default=15, ge=0)
+    bf16: bool = Field(default=True, description="bf16 autocast on a GPU")
+    channels_last: bool = Field(default=True, description="channels_last memory format on a GPU")
+    compile: bool = Field(default=False, description="torch.compile the training step")
 
     @model_validator(mode="after")
     def _one_budget(self) -> "TrainConfig":
@@ -115,6 +124,9 @@ class MethodEntry(_Strict):
     trust_pickle: bool = Field(default=False, description="allow a checkpoint that needs full unpickling")
     citation: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor keywords for every profile")
+    train: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-profile training overrides, e.g. {paper: {schedule: promptir_warmup}}"
+    )
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-profile keyword overrides, applied over kwargs"
     )
@@ -129,6 +141,11 @@ class MethodEntry(_Strict):
         if self.outputs and self.checkpoint:
             raise ValueError(f"method '{self.name}': an 'outputs' folder takes no checkpoint")
         return self
+
+    def train_config(self, profile: str, base: TrainConfig) -> TrainConfig:
+        """The profile's training settings with this row's overrides (validated)."""
+        overrides = self.train.get(profile, {})
+        return TrainConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
 
     def constructor_kwargs(self, profile: str) -> dict[str, Any]:
         return {**self.kwargs, **self.overrides.get(profile, {})}
@@ -193,7 +210,7 @@ class Suite(_Strict):
             if unknown:
                 raise ValueError(f"profile '{pname}' runs unknown methods {sorted(unknown)}; methods are {names}")
         for m in self.methods:
-            unknown = set(m.overrides) - set(self.profiles)
+            unknown = (set(m.overrides) | set(m.train)) - set(self.profiles)
             if unknown:
                 raise ValueError(
                     f"method '{m.name}' has overrides for unknown profiles {sorted(unknown)}; "

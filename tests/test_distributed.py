@@ -1,0 +1,64 @@
+"""Multi-process training (torchrun, DistributedDataParallel, gloo on the CPU) equals one process."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from harness.data.mini import MiniPatchSampler
+from harness.train import train
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = textwrap.dedent('''
+    import sys, torch
+    import harness
+    from harness.data.mini import MiniPatchSampler
+    from harness.train import train, distributed_context
+
+    def tiny():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+
+    model = tiny()
+    sampler = MiniPatchSampler([("denoise", 25.0), ("derain", None)])
+    train(model, sampler, steps=5, batch_size=4, patch_size=24, lr=1e-2, seed=7)
+    rank, world = distributed_context()
+    if rank == 0:
+        torch.save({"state": model.state_dict(), "world": world}, sys.argv[1])
+    torch.distributed.destroy_process_group()
+''')
+
+
+def test_two_gloo_processes_match_one(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "ddp.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+    assert ddp["world"] == 2
+
+    torch.manual_seed(0)
+    single = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+    initial = {k: v.clone() for k, v in single.state_dict().items()}
+    train(single, MiniPatchSampler([("denoise", 25.0), ("derain", None)]), steps=5, batch_size=4, patch_size=24,
+          lr=1e-2, seed=7)
+    for key, value in single.state_dict().items():
+        assert not torch.equal(value, initial[key])  # it trained
+        # same patches, gradients averaged over the two halves of the batch: equal up to float order
+        assert torch.allclose(ddp["state"][key], value, atol=1e-5, rtol=1e-4), key
+
+
+def test_global_batch_must_split_evenly(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    import harness.train as t
+
+    monkeypatch.setattr(t, "distributed_context", lambda: (0, 3))
+    with pytest.raises(ValueError, match="global batch 4 is not divisible by the 3 processes"):
+        t.train(torch.nn.Conv2d(3, 3, 1), MiniPatchSampler([("denoise", 15.0)]), steps=1, batch_size=4,
+                patch_size=8, lr=1e-3)
