@@ -95,10 +95,43 @@ def tests(session: nox.Session) -> None:
     session.run(str(bin_dir / "python"), "-m", "pytest", *session.posargs, external=True)
 
 
-@nox.session(name="reproduce-table1")
-def reproduce_table1(session: nox.Session) -> None:
-    """Table 1 (3-task): default profile 'mini'. Pass e.g. `-- --profile paper --data-root DIR`."""
-    bin_dir = shared_env(session)
-    session.run(
-        str(bin_dir / "dacode-bench"), "run", "table1_three_task", *session.posargs, external=True
+SUITES = {
+    "reproduce-table1": "table1_three_task",
+    "reproduce-table2": "table2_five_task",
+    "reproduce-table3": "table3_cdd11",
+    "reproduce-table4": "table4_nc_ablation",
+    "reproduce-table5": "table5_adaptation",
+}
+
+
+def _reproduce(suite: str):
+    def session_fn(session: nox.Session) -> None:
+        bin_dir = shared_env(session)
+        session.run(str(bin_dir / "dacode-bench"), "run", suite, *session.posargs, external=True)
+
+    session_fn.__doc__ = (
+        f"Run suite {suite} (default profile 'mini', offline). Pass options after --, e.g. "
+        "`-- --profile paper --data-root DIR`, `-- --methods DACode`, `-- --checkpoints DACode=weights.safetensors`."
     )
+    return session_fn
+
+
+for _name, _suite in SUITES.items():
+    nox.session(name=_name)(_reproduce(_suite))
+
+
+GOLDEN_TABLE1 = ROOT / "tests" / "golden" / "table1_mini.json"
+
+
+@nox.session(name="gate-table1")
+def gate_table1(session: nox.Session) -> None:
+    """CI regression gate: the mini Table 1 run must match the committed golden file.
+
+    `nox -s gate-table1 -- --update` rewrites the golden file after an intended change.
+    """
+    bin_dir = shared_env(session)
+    results = ROOT / "results" / "gate"
+    session.run(str(bin_dir / "dacode-bench"), "run", "table1_three_task", "--results", str(results), "--quiet",
+                external=True)
+    session.run(str(bin_dir / "dacode-bench"), "gate", str(results / "table1_three_task" / "mini"),
+                "--golden", str(GOLDEN_TABLE1), *session.posargs, external=True)
