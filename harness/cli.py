@@ -12,10 +12,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import print_breakdown, run_suite
 
     start = time.perf_counter()
+    checkpoints = {}
+    for item in args.checkpoints or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise HarnessError(f"--checkpoints expects NAME=PATH (a row name and a weights file), got '{item}'")
+        checkpoints[name] = path
     outcome = run_suite(
         args.suite, profile=args.profile, data_root=args.data_root, results_root=args.results,
         seed=args.seed, method_names=args.methods, steps=args.steps, progress=not args.quiet,
-        log=(lambda *_: None) if args.quiet else print,
+        log=(lambda *_: None) if args.quiet else print, device=args.device, checkpoints=checkpoints,
     )
     print()
     print(outcome.text_table)
@@ -36,6 +42,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print("where the paper disagrees with itself (numbers kept as printed):")
         for d in disagreements:
             print(f"  - {d}")
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from harness import gate
+
+    doc = gate.resolve_run(args.run)
+    if args.update:
+        path = gate.write_golden(doc, args.golden)
+        print(f"golden file written: {path} ({doc['suite']}/{doc['profile']}, run {doc.get('run_id')})")
+        return 0
+    golden = gate.load_golden(args.golden)
+    drifts = gate.check(doc, golden, {"psnr": args.tol_psnr, "ssim": args.tol_ssim})
+    n_cells = sum(len(c) for c in golden["cells"].values())
+    if drifts:
+        print(f"gate FAILED: {len(drifts)} problem(s) against {args.golden} "
+              f"(tolerances: PSNR {args.tol_psnr} dB, SSIM {args.tol_ssim})")
+        for d in drifts:
+            print(f"  - {d}")
+        return 1
+    print(f"gate passed: {n_cells} cells within PSNR {args.tol_psnr} dB and SSIM {args.tol_ssim} of {args.golden}")
     return 0
 
 
@@ -96,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--methods", nargs="+", default=None, help="only these rows (names or model ids)")
     run.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
+    run.add_argument("--checkpoints", nargs="+", default=None, metavar="NAME=PATH",
+                     help="load these weights for these rows instead of training (released or your own)")
+    run.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cpu for mini, the GPU for paper)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-method logs")
     run.set_defaults(func=_cmd_run)
 
@@ -113,12 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--json", default=None, help="also write the report as JSON here")
     prof.set_defaults(func=_cmd_profile)
 
+    gate = sub.add_parser("gate", help="compare a run with a golden results file (exit 1 on drift)")
+    gate.add_argument("run", help="run folder (or its results.json, or a folder with a LATEST pointer)")
+    gate.add_argument("--golden", required=True, help="golden results file (JSON)")
+    gate.add_argument("--tol-psnr", type=float, default=0.05, help="allowed |ΔPSNR| in dB (default 0.05)")
+    gate.add_argument("--tol-ssim", type=float, default=0.002, help="allowed |ΔSSIM| (default 0.002)")
+    gate.add_argument("--update", action="store_true", help="write the golden file from this run instead")
+    gate.set_defaults(func=_cmd_gate)
+
     validate = sub.add_parser("validate", help="check a suite file and where the paper disagrees with itself")
     validate.add_argument("suite", help="suite id or path to a suite YAML file")
     validate.set_defaults(func=_cmd_validate)
 
     suites = sub.add_parser("suites", help="list the available suites")
     suites.set_defaults(func=_cmd_suites)
+    __import__("harness.data.commands", fromlist=["register"]).register(sub)  # `dacode-bench data ...`
     return parser
 
 

@@ -171,20 +171,23 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def code_fingerprint() -> str:
-    """sha256 over the source of the packages whose code decides a result.
+# The code that decides a number: models, data, training, metrics, evaluation. Reports,
+# the CLI and the store do not, so editing them keeps cached results valid.
+RESULT_CODE = ("dacode", "baselines", "harness/data", "harness/train.py", "harness/metrics.py",
+               "harness/methods.py", "harness/runner.py")
 
-    Any edit to a model, the trainer, the data or the metrics invalidates cached cells.
-    """
-    import baselines
-    import dacode
+
+def code_fingerprint() -> str:
+    """sha256 over the source that decides a result; any edit there invalidates cached cells."""
     import harness
 
+    top = pathlib.Path(harness.__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for package in (harness, dacode, baselines):
-        root = pathlib.Path(package.__file__).resolve().parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root.parent)).encode())
+    for rel in RESULT_CODE:
+        target = top / rel
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        for path in files:
+            digest.update(str(path.relative_to(top)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 

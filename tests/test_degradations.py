@@ -4,10 +4,18 @@ import pytest
 
 from harness.data import center_crop_multiple, dihedral
 from harness.data import mini
+from harness.data.catalog import CDD11_TYPES
 from harness.data.degradations import (
     add_gaussian_noise, add_haze, add_low_light, add_motion_blur, add_rain, add_snow, compose, degrade,
-    motion_kernel, seed_for,
+    legacy_noise_stream, motion_kernel, seed_for,
 )
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cache(tmp_path, monkeypatch):
+    """The mini set's disk cache goes to a temporary folder, never ~/.cache."""
+    monkeypatch.setenv(mini.CACHE_ENV, str(tmp_path / "cache"))
+    mini.clear_memory_cache()
 
 
 def _clean(h=48, w=64):
@@ -149,3 +157,53 @@ def test_composite_applies_parts_in_the_stated_order():
     np.testing.assert_array_equal(degrade("composite", clean, np.random.default_rng(4), parts="low_haze_rain"), expected)
     with pytest.raises(ValueError, match="unknown composite part"):
         compose("low_fog", clean, np.random.default_rng(0))
+
+
+def test_legacy_stream_is_one_global_stream_over_all_sigmas():
+    """np.random.seed(0) once; σ 15 → 25 → 50 back to back; σ 25 depends on σ 15 having run."""
+    images = [("b", _clean(16, 16)), ("a", _clean(8, 24))]
+    got = legacy_noise_stream(images)
+    np.random.seed(0)
+    for sigma in (15, 25, 50):
+        for image_id, clean in images:  # in the order given
+            expected = np.clip(clean + np.random.randn(*clean.shape) * sigma, 0, 255).astype(np.uint8)
+            np.testing.assert_array_equal(got[(float(sigma), image_id)], expected)
+    # a fresh stream at σ 25 alone is not the legacy σ 25
+    fresh = np.clip(images[0][1] + np.random.RandomState(0).randn(16, 16, 3) * 25, 0, 255).astype(np.uint8)
+    assert not np.array_equal(fresh, got[(25.0, "b")])
+    assert set(legacy_noise_stream(images, keep={25.0})) == {(25.0, "b"), (25.0, "a")}
+
+
+def test_haze_tends_to_the_airlight_as_transmission_vanishes():
+    clean = _clean(32, 32)
+    thick = add_haze(clean, np.random.default_rng(0), beta=20.0, airlight=0.8, depth=np.ones((32, 32)))
+    assert np.abs(thick.astype(int) - round(0.8 * 255)).max() <= 1
+    # nearer pixels (smaller depth) keep more contrast
+    depth = np.linspace(0, 1, 32)[:, None].repeat(32, axis=1)
+    hazy = add_haze(clean, np.random.default_rng(0), beta=2.0, airlight=0.9, depth=depth).astype(float)
+    assert hazy[:8].std() > hazy[-8:].std()
+
+
+def test_low_light_darkens_monotonically_with_scale():
+    clean = _clean(64, 64)
+    means = [add_low_light(clean, np.random.default_rng(0), scale=s, gamma=1.5, noise=0.0).mean()
+             for s in (0.05, 0.1, 0.2, 0.4)]
+    assert all(a < b for a, b in zip(means, means[1:]))
+
+
+def test_motion_blur_keeps_mean_brightness():
+    clean = _clean(64, 64)
+    blurred = add_motion_blur(clean, np.random.default_rng(0), length=11, angle_deg=30.0)
+    assert blurred.mean() == pytest.approx(clean.mean(), abs=1.0)
+    assert blurred.astype(float).std() < clean.astype(float).std()
+
+
+def test_every_cdd11_type_is_a_composite_of_its_parts():
+    clean = _clean(32, 32)
+    outputs = {t: compose(t, clean, np.random.default_rng(1)) for t in CDD11_TYPES}
+    assert len({o.tobytes() for o in outputs.values()}) == 11
+    for t, out in outputs.items():
+        if "low" in t:
+            assert out.mean() < 0.5 * clean.mean(), t  # low light is applied last: everything gets darker
+        else:
+            assert out.mean() > clean.mean(), t  # haze, rain and snow only add light

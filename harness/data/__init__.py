@@ -1,8 +1,20 @@
 """Benchmark data: test sets per table column and training patch samplers.
 
-Two sources implement the same interface:
-- ``harness.data.mini``  — the offline mini profile built from bundled images;
-- ``harness.data.paper`` — the published benchmark sets in the PromptIR/AirNet layout.
+The runner calls one function, ``harness.data.sources.prepare``. Behind it:
+
+- ``catalog``   — every dataset id (test and training sets), expected counts, pairing rules,
+                  repetition factors, where each set is published; the column convention;
+- ``layouts``   — the folder layouts users have (PromptIR/AirNet, AdaIR, MoCE-IR, OneRestore);
+- ``config``    — ``--data-root``: a layout folder or a ``dacode-bench-data.yaml`` mapping ids;
+- ``check``     — pairing, counts and image checks shared by ``data check`` and ``prepare``;
+- ``paper``     — test sets from the real folders (crop, per-image or legacy-stream noise);
+- ``training``  — the paper's training mixtures (``MixtureSampler``); ``torch_dataset`` wraps
+                  any sampler as a map-style torch Dataset for DataLoader workers;
+- ``mini``      — the offline mini profile (bundled images, synthetic degradations, disk cache);
+- ``degradations`` — the synthetic degradations and the denoising noise protocol;
+- ``manifest``, ``hub`` — sha256 manifests; pinned, verified Hugging Face downloads;
+- ``commands``  — ``dacode-bench data list|check|manifest|download``;
+- ``errors``    — the HarnessError subclasses every data problem raises.
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Validate a dataset's folders: structure, pairing, counts and the images themselves.
 
-``scan`` lists and pairs one dataset's files and collects everything wrong with them as
-plain sentences (errors refuse a run; warnings are printed and recorded). ``data check`` and
-``prepare`` share it, so a run refuses exactly what ``data check`` reports as FAIL.
+``start`` (phase 1: folders present and non-empty) and ``complete`` (phase 2: listing,
+pairing, counts, images) collect everything wrong with one dataset as plain sentences
+(errors refuse a run; warnings are printed and recorded); ``scan`` runs both. ``data check``
+and ``prepare`` share them, so a run refuses what ``data check`` reports as FAIL (``prepare``
+reads headers only by default; ``data check`` also decodes every image).
 
 What is checked (the issue's list): missing and empty folders; inputs without a target and
 targets without an input (an error for test sets, a warning for training sets); duplicate
@@ -59,14 +61,19 @@ class DatasetCheck:
         return len(self.items.get(group, []))
 
     def summary(self) -> str:
-        unit = "images" if self.info.kind == "clean" else "pairs"
+        unit = "image" if self.info.kind == "clean" else "pair"
         expected = self.info.expected_count
         if self.info.kind == "cdd11":
             counts = ", ".join(f"{g} {self.count(g)}" for g in self.groups)
             exp = f" (expected {expected} per type{'' if self.info.count_verified else ', unverified'})" if expected else ""
-            return f"{unit} per type: {counts}{exp}"
+            return f"{unit}s per type: {counts}{exp}"
         exp = f" (expected {expected:,}{'' if self.info.count_verified else ', unverified'})" if expected else ""
-        return f"{self.count():,} {unit}{exp}"
+        return f"{_n(self.count(), unit)}{exp}"
+
+
+def _n(count: int, unit: str) -> str:
+    """'1 pair', '2 pairs', '1,000 images'."""
+    return f"{count:,} {unit if count == 1 else unit + 's'}"
 
 
 def _examples(names: list[str]) -> str:
@@ -155,13 +162,13 @@ def _counts(check: DatasetCheck, counts_policy: str) -> None:
     if info.expected_count is None:
         return
     strict = info.split == "test" and info.count_verified and counts_policy == "strict"
-    unit = "images" if info.kind == "clean" else "pairs"
+    unit = "image" if info.kind == "clean" else "pair"
     for group in check.groups:
         n = check.count(group)
         if n == info.expected_count:
             continue
         label = f"{group}: " if group else ""
-        message = f"{label}{n:,} {unit}, expected {info.expected_count:,} ({info.count_source})"
+        message = f"{label}{_n(n, unit)}, expected {info.expected_count:,} ({info.count_source})"
         if strict:
             check.errors.append(message + "; use the complete set, or set `counts: warn` in the data config "
                                 "to accept a subset (the results are then labelled as such)")
@@ -191,7 +198,8 @@ def _images(check: DatasetCheck, images: str, crop_multiple: int | None, min_siz
             else:
                 unreadable.append(str(result))
     if unreadable:
-        check.errors.append(f"{len(unreadable)} unreadable image(s): " + "; ".join(unreadable[:MAX_EXAMPLES])
+        check.errors.append(f"{len(unreadable)} unreadable image(s) — replace or remove them: "
+                            + "; ".join(unreadable[:MAX_EXAMPLES])
                             + (f" (and {len(unreadable) - MAX_EXAMPLES} more)" if len(unreadable) > MAX_EXAMPLES else ""))
     converted: dict[str, list[str]] = {}
     for path, header in headers.items():
@@ -225,20 +233,27 @@ def _safe_inspect(path: pathlib.Path, full: bool) -> ImageHeader | str:
     try:
         return _inspect(path, full)
     except ImageReadError as exc:
-        return str(exc).removeprefix("cannot read image ")
+        return str(exc).removeprefix("cannot read image ").removesuffix("; replace or remove the file")
 
 
-def scan(
-    folders: DatasetFolders,
+def start(folders: DatasetFolders, groups: tuple[str, ...] | None = None) -> DatasetCheck:
+    """Phase 1 (cheap): are the folders there and non-empty? ``groups``: CDD-11 types (default all 11)."""
+    groups = (tuple(groups) if groups else CDD11_TYPES) if folders.info.kind == "cdd11" else ("",)
+    check = DatasetCheck(folders, groups)
+    _structure(check, groups)
+    return check
+
+
+def complete(
+    check: DatasetCheck,
     *,
-    groups: tuple[str, ...] | None = None,
     images: str = "headers",
     crop_multiple: int | None = None,
     min_size: int | None = None,
     counts_policy: str = "strict",
     jobs: int = 4,
 ) -> DatasetCheck:
-    """List, pair and check one dataset. ``groups``: the CDD-11 types to check (default all 11).
+    """Phase 2: list and pair the files, compare counts, inspect the images.
 
     ``images``: 'none' (names only), 'headers' (size and mode of every file, cheap) or 'full'
     (decode every pixel: finds truncated files). ``crop_multiple``: test images must be at
@@ -246,15 +261,9 @@ def scan(
     """
     if images not in IMAGE_CHECKS:
         raise ValueError(f"images must be one of {IMAGE_CHECKS}")
-    info = folders.info
-    if info.kind == "cdd11":
-        groups = tuple(groups) if groups else CDD11_TYPES
-    else:
-        groups = ("",)
-    check = DatasetCheck(folders, groups)
-    _structure(check, groups)
     if check.structural:
         return check
+    info, folders = check.info, check.folders
     if info.kind == "clean":
         files = [p for folder in folders.roles["clean"] for p in list_images(folder)]
         if info.split == "test":
@@ -274,7 +283,7 @@ def scan(
         root = folders.roles["root"][0]
         clear = list_images(root / CDD11_CLEAR)
         check.files = list(clear)
-        for group in groups:
+        for group in check.groups:
             inputs = list_images(root / group)
             _pair(check, group, inputs, root / CDD11_CLEAR, clear, "cdd11")
             check.files += inputs
@@ -282,6 +291,11 @@ def scan(
     _images(check, images, crop_multiple if info.split == "test" else None,
             min_size if info.split == "train" else None, jobs)
     return check
+
+
+def scan(folders: DatasetFolders, *, groups: tuple[str, ...] | None = None, **options) -> DatasetCheck:
+    """Both phases; ``options`` as for :func:`complete`."""
+    return complete(start(folders, groups), **options)
 
 
 # ---------------------------------------------------------------- reports

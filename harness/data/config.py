@@ -94,6 +94,7 @@ class DataSources:
     counts: str = "strict"
     config_path: pathlib.Path | None = None
     manifest_path: pathlib.Path | None = None
+    _detected: dict = field(default_factory=dict, repr=False)
 
     def locate(self, dataset_id: str) -> DatasetFolders:
         info = catalog.get(dataset_id)
@@ -101,7 +102,11 @@ class DataSources:
             return DatasetFolders(info, self.explicit[dataset_id], f"config {self.config_path}")
         fallback: DatasetFolders | None = None
         for root, fixed in self.roots:
-            candidates = [fixed] if fixed else list(layouts.LAYOUTS.values())
+            if fixed:
+                candidates = [fixed]
+            else:  # the root's own layout first, so shared folders are reported under its name
+                best = self._detected.setdefault(root, layouts.detect(root))
+                candidates = [best, *(lay for lay in layouts.LAYOUTS.values() if lay is not best)]
             for layout in candidates:
                 if dataset_id not in layout.folders:
                     continue
@@ -109,7 +114,7 @@ class DataSources:
                 if not found.missing():
                     return found
             if fallback is None:
-                guess = fixed or layouts.detect(root)
+                guess = fixed or self._detected[root]
                 if dataset_id not in guess.folders:
                     guess = next(lay for lay in layouts.LAYOUTS.values() if dataset_id in lay.folders)
                 fallback = self._from_layout(info, root, guess)

@@ -10,7 +10,7 @@ from harness.errors import DataMissingError, HarnessError
 
 __all__ = [
     "DataMissingError", "DataConfigError", "DataIntegrityError", "ImageReadError", "UnknownDatasetError",
-    "ColumnDataError", "DownloadError", "ChecksumError", "NoPublicCopyError", "ImageConversionWarning",
+    "ColumnDataError", "DownloadError", "ChecksumError", "NoPublicCopyError", "DataWarning", "ImageConversionWarning",
 ]
 
 
@@ -49,5 +49,9 @@ class NoPublicCopyError(DataMissingError):
     """No verified public copy to download: the message says where the set is published."""
 
 
-class ImageConversionWarning(UserWarning):
+class DataWarning(UserWarning):
+    """Usable data worth knowing about: counts off under ``counts: warn``, converted images, orphans in training sets."""
+
+
+class ImageConversionWarning(DataWarning):
     """A grayscale, palette, RGBA or CMYK image was converted to RGB (as the PromptIR loaders do)."""

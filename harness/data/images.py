@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from harness.data.errors import ImageConversionWarning, ImageReadError
 
@@ -47,6 +47,17 @@ class ImageHeader:
         return None if self.mode == "RGB" else CONVERTIBLE_MODES.get(self.mode)
 
 
+def _reason(exc: BaseException) -> str:
+    """PIL's complaint without the file object it names (a BytesIO repr is no help)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format PIL can identify (damaged, empty, or not an image)"
+    return str(exc) or type(exc).__name__
+
+
+def _unreadable(path: pathlib.Path, exc: BaseException) -> ImageReadError:
+    return ImageReadError(f"cannot read image '{path}': {_reason(exc)}; replace or remove the file")
+
+
 def _unsupported(path: pathlib.Path, mode: str) -> ImageReadError:
     return ImageReadError(
         f"image '{path}' has PIL mode '{mode}' (16-bit or floating point); the protocol reads 8-bit RGB: "
@@ -61,7 +72,7 @@ def read_header(path: str | pathlib.Path) -> ImageHeader:
         with Image.open(path) as img:
             header = ImageHeader(img.width, img.height, img.mode)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot read image '{path}': {exc}; replace or remove the file") from None
+        raise _unreadable(path, exc) from None
     if header.mode != "RGB" and header.mode not in CONVERTIBLE_MODES:
         raise _unsupported(path, header.mode)
     return header
@@ -80,7 +91,7 @@ def decode_rgb(data: bytes, path: str | pathlib.Path, warn: bool = True) -> np.n
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"cannot read image '{path}': {exc}; replace or remove the file") from None
+        raise _unreadable(path, exc) from None
     if mode != "RGB" and warn:
         warnings.warn(
             ImageConversionWarning(f"image '{path}' is {CONVERTIBLE_MODES[mode]} ({mode}); converted to RGB"),

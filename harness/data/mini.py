@@ -26,7 +26,8 @@ import numpy as np
 
 from harness import atomic
 from harness.data import Pair, TestSet, center_crop_multiple, dihedral
-from harness.data.degradations import degrade, legacy_noise_stream, seed_for
+from harness.data.degradations import LEGACY_SIGMAS, degrade, legacy_noise_stream, seed_for
+from harness.data.errors import ColumnDataError
 from harness.data.images import bundled_image, center_square, resize_short_side
 
 # Colour photographs for testing; everything else (textures, microscopy, stereo views) trains.
@@ -102,7 +103,14 @@ def clean_test_images(size: int = TEST_SIZE) -> tuple[tuple[str, np.ndarray], ..
 
 @lru_cache(maxsize=None)
 def clean_train_images(short_side: int = TRAIN_SHORT_SIDE) -> tuple[np.ndarray, ...]:
-    return tuple(resize_short_side(bundled_image(name), short_side) for name in TRAIN_IMAGES)
+    """The thirteen training images, short side resized to ``short_side`` (cached on disk)."""
+    import cv2
+    import skimage
+
+    arrays = _cached("train", {"images": TRAIN_IMAGES, "short_side": short_side, "skimage": skimage.__version__,
+                               "cv2": cv2.__version__},
+                     lambda: {name: resize_short_side(bundled_image(name), short_side) for name in TRAIN_IMAGES})
+    return tuple(arrays[name] for name in TRAIN_IMAGES)
 
 
 def _noise_seed(dataset_id: str, image_id: str, task: str, sigma, parts: str | None, seed: int) -> int:
@@ -140,7 +148,9 @@ def test_set(
 
     def build() -> dict[str, np.ndarray]:
         if legacy:
-            stream = legacy_noise_stream(sorted(cleans), keep={float(sigma)})
+            if float(sigma) not in LEGACY_SIGMAS:
+                raise ColumnDataError(f"column '{column_id}': the legacy stream has σ 15/25/50 only, not {sigma:g}")
+            stream = legacy_noise_stream(sorted(cleans, key=lambda c: c[0]), keep={float(sigma)})
             return {image_id: stream[(float(sigma), image_id)] for image_id, _ in cleans}
         out = {}
         for image_id, clean in cleans:
