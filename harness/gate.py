@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from harness import atomic
 from harness.errors import HarnessError
-from harness.store import load_results
+from harness.store import load_results, load_versioned_json
 
 GOLDEN_VERSION = 1
 DEFAULT_TOLERANCES = {"psnr": 0.05, "ssim": 0.002}
@@ -60,15 +60,10 @@ def write_golden(doc: dict, path: str | pathlib.Path) -> pathlib.Path:
 
 def load_golden(path: str | pathlib.Path) -> dict:
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise HarnessError(f"golden file '{path}' does not exist; create it with `dacode-bench gate RUN --golden {path} --update`")
-    try:
-        golden = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"golden file '{path}' is not valid JSON ({exc})") from None
-    if golden.get("golden_version") != GOLDEN_VERSION:
-        raise HarnessError(f"golden file '{path}': golden_version {golden.get('golden_version')} is not {GOLDEN_VERSION}")
-    return golden
+    return load_versioned_json(
+        path, "golden_version", GOLDEN_VERSION,
+        f"golden file '{path}' does not exist; create it with `dacode-bench gate RUN --golden {path} --update`",
+    )
 
 
 def _tolerance(metric: str, tolerances: dict[str, float]) -> float:

@@ -114,17 +114,23 @@ def latest_run(root: pathlib.Path, suite: str, profile: str) -> pathlib.Path:
     return base / pointer.read_text().strip()
 
 
-def load_results(run_dir: pathlib.Path) -> dict:
-    path = pathlib.Path(run_dir) / RESULTS_FILE
+def load_versioned_json(path: pathlib.Path, version_key: str, version: int, missing: str) -> dict:
+    """Read a JSON document we wrote, refusing a missing, broken or differently versioned file."""
     if not path.is_file():
-        raise HarnessError(f"'{run_dir}' is not a run folder (no {RESULTS_FILE})")
+        raise HarnessError(missing)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{path}: not valid JSON ({exc})") from None
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise HarnessError(f"{path}: schema_version {doc.get('schema_version')} is not {SCHEMA_VERSION}")
+    if doc.get(version_key) != version:
+        raise HarnessError(f"{path}: {version_key} {doc.get(version_key)} is not {version}")
     return doc
+
+
+def load_results(run_dir: pathlib.Path) -> dict:
+    path = pathlib.Path(run_dir) / RESULTS_FILE
+    return load_versioned_json(path, "schema_version", SCHEMA_VERSION,
+                               f"'{run_dir}' is not a run folder (no {RESULTS_FILE})")
 
 
 # --------------------------------------------------------------------------------------

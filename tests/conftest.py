@@ -13,3 +13,14 @@ def _private_data_cache(tmp_path_factory):
     """Mini-set caches go to a temporary folder, never the user's ~/.cache."""
     os.environ["DACODE_BENCH_CACHE"] = str(tmp_path_factory.mktemp("dacode-bench-cache"))
     yield
+
+
+@pytest.fixture()
+def one_thread():
+    """Pin torch to one thread (full-size model checks are steadier on a shared 2-core box)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -24,12 +24,7 @@ DEAD = ("chnl_reduce1", "chnl_reduce2", "chnl_reduce3",
         "reduce_noise_channel_1", "reduce_noise_channel_2", "reduce_noise_channel_3")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spec(name):

@@ -15,12 +15,7 @@ SPEC = json.loads((pathlib.Path(baselines.__file__).parent / "specs" / "airnet_s
 SMALL = dict(n_feats=8, n_groups=2, n_blocks=1, encoder_channels=(8, 8, 16), moco_dim=16, queue_size=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(**kw):

@@ -22,12 +22,7 @@ from baselines import CheckpointMismatchError, UnsafeCheckpointError
 SPECS = pathlib.Path(baselines.__file__).parent / "specs"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _synthetic_state_dict(name: str, seed: int = 0, queue_len: int | None = None) -> dict:

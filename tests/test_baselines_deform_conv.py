@@ -18,13 +18,7 @@ import torch.nn.functional as F
 from baselines.deform_conv import deform_conv2d, deform_conv2d_torch, torchvision_deform_conv_available
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two shared cores: two intra-op threads oversubscribe them badly.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _identity_kernel(c: int, tap: tuple = (1, 1), dtype=torch.float32) -> torch.Tensor:
