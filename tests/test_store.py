@@ -37,3 +37,29 @@ def test_load_results_errors(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(HarnessError, match="schema_version 99"):
         load_results(tmp_path)
+
+
+def _write_cells(args):
+    root, worker = args
+    from harness.store import ResultsDB
+
+    with ResultsDB(root) as db:
+        db.start_run(f"run-{worker}", "suite", "0" * 64, "mini", 0, {}, {})
+        for i in range(40):
+            db.put_cell(f"{worker}-{i}", "m", f"run-{worker}", "M", f"c{i}", [{"image_id": "x", "psnr_y": float(i)}])
+        db.end_run(f"run-{worker}", "complete", {})
+
+
+def test_two_processes_write_at_once(tmp_path):
+    """WAL mode: concurrent writers neither fail nor lose rows."""
+    import multiprocessing
+
+    from harness.store import ResultsDB
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_write_cells, [(tmp_path, 0), (tmp_path, 1)])
+    with ResultsDB(tmp_path) as db:
+        assert db.count_cells() == 80
+        assert sorted(r["status"] for r in db.runs()) == ["complete", "complete"]
+        assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.cell("1-39") == [{"image_id": "x", "psnr_y": 39.0}]
