@@ -15,6 +15,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory as the target so os.replace never crosses a file system.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file private (0600); an artefact gets the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     suites = sub.add_parser("suites", help="list the available suites")
     suites.set_defaults(func=_cmd_suites)
-    __import__("harness.data.commands", fromlist=["register"]).register(sub)  # `dacode-bench data ...`
+    from harness.data.commands import register as register_data_commands
+    from harness.report_commands import register as register_report_commands
+
+    register_data_commands(sub)  # `dacode-bench data list|check|manifest|download`
+    register_report_commands(sub)  # `dacode-bench compare`, `dacode-bench report`
     return parser
 
 

@@ -42,5 +42,10 @@ def paired_comparison(a, b, *, n_boot: int = 10_000, confidence: float = 0.95, s
     if np.all(diff == 0):
         p = 1.0
     else:
-        p = float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
+        # scipy's exact test needs distinct, non-zero |differences|; with ties or zeros it would
+        # fall back to a slow permutation test, so use the normal approximation there.
+        magnitudes = np.abs(diff[diff != 0])
+        exact = magnitudes.size == diff.size and np.unique(magnitudes).size == magnitudes.size
+        method = "auto" if exact else "asymptotic"
+        p = float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided", method=method).pvalue)
     return PairedComparison(int(diff.size), float(diff.mean()), float(low), float(high), p)

@@ -43,3 +43,16 @@ def test_bootstrap_is_seeded():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=20), rng.normal(size=20)
     assert paired_comparison(a, b, seed=5) == paired_comparison(a, b, seed=5)
+
+
+def test_ties_use_the_normal_approximation_quickly():
+    import time
+
+    from scipy.stats import wilcoxon
+
+    a = np.array([1.0, 2, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9]) + 0.5
+    b = np.array([1.0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    t0 = time.perf_counter()
+    p = paired_comparison(a, b, n_boot=200).p_wilcoxon
+    assert time.perf_counter() - t0 < 0.5
+    assert p == pytest.approx(wilcoxon(a, b, method="asymptotic").pvalue)

@@ -63,3 +63,17 @@ def test_two_processes_write_at_once(tmp_path):
         assert sorted(r["status"] for r in db.runs()) == ["complete", "complete"]
         assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.cell("1-39") == [{"image_id": "x", "psnr_y": 39.0}]
+
+
+def test_artefacts_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from harness import atomic
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic.write_text(tmp_path / "table.html", "<html></html>")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
