@@ -147,3 +147,19 @@ def test_missing_entry_point_names_the_group(tmp_path):
 def test_a_row_needs_exactly_one_source(tmp_path):
     with pytest.raises(HarnessError, match="exactly one of 'model', 'build' or 'outputs'"):
         _run(_suite(tmp_path, [{"name": "X", "model": "dacode", "build": "a:b"}]), tmp_path)
+
+
+def test_checkpoints_option_replaces_training(user_package, tmp_path):
+    """`--checkpoints NAME=PATH` (run_suite(checkpoints=...)) loads weights for that row."""
+    from safetensors.torch import save_file
+
+    import my_restorer
+
+    torch.manual_seed(9)
+    save_file(my_restorer.build(width=4).state_dict(), str(tmp_path / "w.safetensors"))
+    suite = _suite(tmp_path, [{"name": "Mine", "build": "my_restorer:build"}])
+    outcome = _run(suite, tmp_path, checkpoints={"mine": str(tmp_path / "w.safetensors")})
+    doc = outcome.results["methods"][0]
+    assert doc["train"] is None and doc["checkpoint"] == str(tmp_path / "w.safetensors")
+    with pytest.raises(HarnessError, match="--checkpoints names row 'Other'.*rows: Mine"):
+        _run(suite, tmp_path, checkpoints={"Other": str(tmp_path / "w.safetensors")})
