@@ -23,6 +23,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed, method_names=args.methods, steps=args.steps, progress=not args.quiet,
         log=(lambda *_: None) if args.quiet else print, device=args.device, checkpoints=checkpoints,
     )
+    if outcome is None:  # a torchrun rank other than 0: it trained; rank 0 reports
+        return 0
     print()
     print(outcome.text_table)
     print(f"results: {outcome.run_dir}  (results.json, per_image.csv, table.tex, table.html, table.txt)")

@@ -29,7 +29,7 @@ from harness.store import (
     SCHEMA_VERSION, ResultsDB, RunWriter, code_fingerprint, file_sha256, new_run_id, provenance, stable_hash,
 )
 from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
-from harness.train import Schedule, to_tensor, train
+from harness.train import Schedule, distributed_context, to_tensor, train
 
 
 @dataclass
@@ -291,6 +291,33 @@ def _run_method(entry: MethodEntry, ctx: RunContext) -> tuple[list[dict], dict]:
     return per_image, doc
 
 
+def _follow_training(entries: list[MethodEntry], ctx: RunContext) -> None:
+    """Under torchrun, ranks other than 0 only join the training loops (DistributedDataParallel
+    needs every rank there); rank 0 evaluates and stores. Each rank decides, from the same
+    files, exactly as rank 0 does whether a row needs training."""
+    for entry in entries:
+        if entry.outputs:
+            continue
+        method_key = _method_key(entry, ctx)
+        all_cached = all(ctx.db.cell(_cell_key(method_key, c, ctx)) is not None for c in ctx.suite.columns)
+        if all_cached and ctx.db.method_doc(method_key) is not None:
+            continue
+        torch.manual_seed(ctx.seed)
+        model, loaded = method_registry.instantiate(entry, ctx.profile)
+        if loaded or ctx.db.weights_path(method_key).is_file() and ctx.db.method_doc(method_key) is not None:
+            continue
+        cfg = entry.train_config(ctx.profile, ctx.train_cfg)
+        n_steps = ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
+        per_epoch = _steps_per_epoch(cfg, ctx.sampler)
+        train(model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size, lr=cfg.lr,
+              weight_decay=cfg.weight_decay,
+              schedule=Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
+                                warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch)),
+              seed=ctx.seed, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
+              checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every, device=ctx.device,
+              bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile)
+
+
 def run_suite(
     suite_name: str,
     *,
@@ -305,9 +332,11 @@ def run_suite(
     checkpoint_every: int = 50,
     device: str | None = None,
     checkpoints: dict[str, str] | None = None,
-) -> RunOutcome:
-    """Run one suite. ``device`` defaults to the CPU for the mini profile (bit-identical metrics)
-    and to the GPU, where there is one, for the paper profile. ``checkpoints`` maps row names
+) -> RunOutcome | None:
+    """Run one suite (under torchrun, ranks other than 0 train and return None).
+
+    ``device`` defaults to the CPU for the mini profile (bit-identical metrics) and to the GPU,
+    where there is one, for the paper profile. ``checkpoints`` maps row names
     to weight files that replace training (``--checkpoints NAME=PATH``)."""
     suite = load_suite(suite_name)
     suite_path = resolve_suite_path(suite_name)
@@ -344,6 +373,14 @@ def run_suite(
     run_provenance = provenance()
     per_image: list[dict] = []
     method_docs: list[dict] = []
+    rank, world = distributed_context()
+    if rank != 0:
+        with ResultsDB(pathlib.Path(results_root)) as db:
+            ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, False, lambda *a: None,
+                             timings, db, run_id, inputs={"code": code_fingerprint(), "data": data_doc},
+                             checkpoint_every=checkpoint_every, device=device)
+            _follow_training(entries, ctx)
+        return None
     with ResultsDB(pathlib.Path(results_root)) as db:
         db.start_run(run_id, suite.name, suite_hash, profile, seed, run_provenance, data_doc)
         ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings, db,

@@ -1,4 +1,5 @@
 """Multi-process training (torchrun, DistributedDataParallel, gloo on the CPU) equals one process."""
+import json
 import subprocess
 import sys
 import textwrap
@@ -62,3 +63,23 @@ def test_global_batch_must_split_evenly(monkeypatch):
     with pytest.raises(ValueError, match="global batch 4 is not divisible by the 3 processes"):
         t.train(torch.nn.Conv2d(3, 3, 1), MiniPatchSampler([("denoise", 15.0)]), steps=1, batch_size=4,
                 patch_size=8, lr=1e-3)
+
+
+def test_torchrun_the_whole_cli(tmp_path):
+    """`torchrun -m harness run ...`: both ranks train, rank 0 alone evaluates and publishes."""
+    from harness.runner import run_suite
+
+    results = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness",
+         "run", "table1_three_task", "--methods", "DACode", "--steps", "3", "--results", str(results), "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((results / "table1_three_task" / "mini").glob("2*"))
+    assert len(runs) == 1 and proc.stdout.count("results: ") == 1
+    ddp = json.loads((runs[0] / "results.json").read_text())
+    single = run_suite("table1_three_task", method_names=["DACode"], steps=3, results_root=tmp_path / "one",
+                       progress=False, log=lambda *a: None).results
+    for column, values in single["cells"]["DACode"].items():
+        assert ddp["cells"]["DACode"][column]["psnr_y"] == pytest.approx(values["psnr_y"], abs=0.05), column
