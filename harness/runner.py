@@ -208,21 +208,10 @@ def _obtain_model(entry: MethodEntry, method_key: str, ctx: RunContext, doc: dic
         doc["train"] = cached.get("train")
         ctx.log(f"[{entry.name}] reusing weights trained earlier from identical inputs ({weights.name})")
         return model.eval()
-    cfg = entry.train_config(ctx.profile, ctx.train_cfg)
-    n_steps = ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
-    per_epoch = _steps_per_epoch(cfg, ctx.sampler)
-    schedule = Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
-                        warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch))
+    _, n_steps = _row_training(entry, ctx)
     ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps on {ctx.device}")
     t_train = time.perf_counter()
-    result = train(
-        model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=schedule, seed=ctx.seed,
-        progress=ctx.progress, label=entry.name, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
-        # the paper profile checkpoints every epoch; the short mini runs every 50 steps
-        checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every,
-        device=ctx.device, bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile,
-    )
+    result = _train_row(model, entry, method_key, ctx, progress=ctx.progress)
     train_s = time.perf_counter() - t_train
     ctx.timings.train += train_s
     doc["train"] = {"steps": result.steps, "final_loss": result.final_loss,
@@ -232,6 +221,27 @@ def _obtain_model(entry: MethodEntry, method_key: str, ctx: RunContext, doc: dic
     ctx.log(f"[{entry.name}] trained in {train_s:.1f}s (final loss {result.final_loss:.4f}, "
             f"{result.images_per_second:.1f} img/s)")
     return model
+
+
+def _row_training(entry: MethodEntry, ctx: RunContext):
+    """(training config, optimiser steps) of a row: the profile's, with the row's overrides."""
+    cfg = entry.train_config(ctx.profile, ctx.train_cfg)
+    return cfg, ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
+
+
+def _train_row(model: torch.nn.Module, entry: MethodEntry, method_key: str, ctx: RunContext, progress: bool):
+    cfg, n_steps = _row_training(entry, ctx)
+    per_epoch = _steps_per_epoch(cfg, ctx.sampler)
+    schedule = Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
+                        warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch))
+    return train(
+        model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=schedule, seed=ctx.seed,
+        progress=progress, label=entry.name, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
+        # the paper profile checkpoints every epoch; the short mini runs every 50 steps
+        checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every,
+        device=ctx.device, bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile,
+    )
 
 
 def _save_weights(model: torch.nn.Module, path: pathlib.Path) -> None:
@@ -306,16 +316,7 @@ def _follow_training(entries: list[MethodEntry], ctx: RunContext) -> None:
         model, loaded = method_registry.instantiate(entry, ctx.profile)
         if loaded or ctx.db.weights_path(method_key).is_file() and ctx.db.method_doc(method_key) is not None:
             continue
-        cfg = entry.train_config(ctx.profile, ctx.train_cfg)
-        n_steps = ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
-        per_epoch = _steps_per_epoch(cfg, ctx.sampler)
-        train(model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size, lr=cfg.lr,
-              weight_decay=cfg.weight_decay,
-              schedule=Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
-                                warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch)),
-              seed=ctx.seed, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
-              checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every, device=ctx.device,
-              bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile)
+        _train_row(model, entry, method_key, ctx, progress=False)
 
 
 def run_suite(
