@@ -37,15 +37,7 @@ PYIQA_SPEC = "pyiqa==0.1.16"
 # Installed by step 1/2 above, so step 3 must not resolve them again.
 SEPARATELY_INSTALLED = ("torch", "torchvision", "pyiqa")
 
-CHECK_TORCH = """
-import sys, torch
-cuda_build = torch.version.cuda is not None
-if cuda_build and not torch.cuda.is_available():
-    sys.exit(f"torch {torch.__version__} is a CUDA build but this machine has no usable GPU: "
-             "reinstall with the CPU pins (delete .nox/dacode-env and rerun), or set "
-             "DACODE_TORCH_SPEC to the build that fits this machine.")
-print(f"torch {torch.__version__} (cuda: {torch.version.cuda}, gpu available: {torch.cuda.is_available()})")
-"""
+CHECK_TORCH = str(ROOT / ".ci" / "check_torch.py")
 
 
 def _project_dependencies() -> list[str]:
@@ -77,14 +69,14 @@ def shared_env(session: nox.Session) -> pathlib.Path:
             session.run(sys.executable, "-m", "venv", str(ENV_DIR), external=True)
         pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         session.run(*pip, *TORCH_SPEC, external=True)
-        session.run(python, "-c", CHECK_TORCH, external=True)
+        session.run(python, CHECK_TORCH, external=True)
         session.run(*pip, "--no-deps", PYIQA_SPEC, external=True)
         session.run(*pip, *deps, external=True)
         session.run(*pip, "--no-deps", "-e", str(ROOT), external=True)
         stamp.write_text(stamp_value)
     else:
         session.log(f"reusing the shared environment in {ENV_DIR}")
-    session.run(python, "-c", CHECK_TORCH, external=True, silent=False)
+    session.run(python, CHECK_TORCH, external=True)
     return ENV_DIR / "bin"
 
 
