@@ -21,6 +21,7 @@ import pathlib
 import platform
 import shutil
 import subprocess
+import time
 from importlib import metadata
 
 import pandas as pd
@@ -213,9 +214,18 @@ class ResultsDB:
         self.path = root / DB_FILE
         self.models_dir = root / "models"
         self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
-        self.conn.executescript(_SCHEMA)
+        # Two processes opening a new database at once (torchrun ranks, parallel runs) can both
+        # try to switch it to WAL; SQLite then answers "locked" without waiting, so retry.
+        for attempt in range(50):
+            try:
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1 + 0.05 * attempt)
 
     def close(self) -> None:
         self.conn.close()

@@ -75,7 +75,8 @@ def test_torchrun_the_whole_cli(tmp_path):
          "run", "table1_three_task", "--methods", "DACode", "--steps", "3", "--results", str(results), "--quiet"],
         capture_output=True, text=True, timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error:" in line]
+    assert proc.returncode == 0, "\n".join(errors[:20]) + "\n" + proc.stderr[-2000:]
     runs = list((results / "table1_three_task" / "mini").glob("2*"))
     assert len(runs) == 1 and proc.stdout.count("results: ") == 1
     ddp = json.loads((runs[0] / "results.json").read_text())
