@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CheckpointMismatchError", "UnsafeCheckpointError", "load_checkpoint", "RELEASES"]
+__all__ = ["CheckpointMismatchError", "CheckpointReadError", "UnsafeCheckpointError", "load_checkpoint", "read_checkpoint",
+           "state_dict_of"]
 
 
 class CheckpointMismatchError(ValueError):
@@ -42,41 +43,67 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file needs arbitrary unpickling and the caller did not declare it trusted."""
 
 
-RELEASES: Dict[str, str] = {
-    "promptir": (
-        "PromptIR(decoder=True) as released by va1shn9v/PromptIR (v1.0 model.ckpt: Lightning checkpoint, "
-        "548 tensors under state_dict with prefix 'net.', 35,592,263 parameters)"
-    ),
-    "airnet": (
-        "AirNet as released by XLearning-SCU/2022-CVPR-AirNet (ckpt/All.pth: plain state_dict, "
-        "584 entries, 8,930,313 parameters, E.E.queue of shape (256, K))"
-    ),
-}
+class CheckpointReadError(ValueError):
+    """The file is not a readable checkpoint (missing, a folder, truncated, or not a checkpoint at all)."""
+
 
 _SHOW = 5  # keys listed per category in the error message
 
 
-def _read(path: str, trust_pickle: bool) -> Any:
+def _needs_globals(err: Exception) -> bool:
+    """A well-formed pickle that only fails because it names classes weights_only does not allow."""
+    return isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err)
+
+
+def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -> Any:
+    """The object stored in a ``.safetensors`` file or a torch file, read safely.
+
+    torch files are read with ``weights_only=True``. Only a well-formed pickle that needs extra
+    globals is answered with :class:`UnsafeCheckpointError` (set ``trust_pickle`` to load it);
+    a file that cannot be read at all — truncated, a text file, a folder — raises
+    :class:`CheckpointReadError`, since unpickling it fully would not help.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointReadError(f"checkpoint '{path}' is a directory; give the weights file inside it")
+    if not os.path.isfile(path):
+        raise CheckpointReadError(f"checkpoint '{path}' does not exist")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except Exception as err:  # SafetensorError has no importable base class
+            raise CheckpointReadError(f"checkpoint '{path}' is not a readable .safetensors file ({err}); "
+                                      "is it truncated? Download or save it again") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not trust_pickle:
-            raise UnsafeCheckpointError(
-                f"refusing to load {path!r}: it cannot be read with torch.load(weights_only=True) and would need "
-                f"arbitrary unpickling, which can run code from the file. If you trust this file, pass "
-                f"trust_pickle=True.{_why(err)}"
-            ) from err
+    except Exception as err:
+        if _needs_globals(err):
+            if not trust_pickle:
+                raise UnsafeCheckpointError(
+                    f"refusing to load '{path}': it is a pickle that names classes beyond tensors"
+                    f"{_why(err)}, and unpickling them can run code from the file. If you trust this file, "
+                    "set trust_pickle: true on its row (or pass trust_pickle=True)"
+                ) from None
+        else:
+            reason = str(err).splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise CheckpointReadError(
+                f"checkpoint '{path}' cannot be read as a torch checkpoint ({reason}); it is truncated or not a "
+                "checkpoint: download or save it again"
+            ) from None
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def _why(err: Exception) -> str:
-    """The informative line of torch's weights_only error (e.g. the disallowed global)."""
+    """The disallowed global named by torch's weights_only error."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    detail = next((ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler" in ln), "")
-    return f" ({detail.split('. Please use')[0]})" if detail else ""
+    detail = next((ln for ln in lines if "Unsupported global" in ln), "")
+    return f" ({detail.split(' was not an allowed')[0].replace('WeightsUnpickler error: ', '')})" if detail else ""
 
 
-def _tensor_dict(obj: Any, path: str) -> Dict[str, Tensor]:
+def state_dict_of(obj: Any, path: str) -> Dict[str, Tensor]:
+    """The tensors of a checkpoint object: a state dict, or a Lightning-style dict holding one."""
     if not isinstance(obj, Mapping):
         raise CheckpointMismatchError(f"{path!r} holds a {type(obj).__name__}, not a state_dict", [], [], [])
     if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):  # Lightning and similar wrappers
@@ -90,7 +117,7 @@ def _strip(sd: Dict[str, Tensor], prefix: str) -> Dict[str, Tensor]:
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
 
 
-def _compare(name: str, path: str, sd: Dict[str, Any], expected: Dict[str, Tensor]) -> None:
+def _compare(name: str, release: str, path: str, sd: Dict[str, Any], expected: Dict[str, Tensor]) -> None:
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     mismatched = []
@@ -109,7 +136,7 @@ def _compare(name: str, path: str, sd: Dict[str, Any], expected: Dict[str, Tenso
         return ", ".join(items[:_SHOW]) + more
 
     lines = [f"checkpoint {path!r} does not match the release expected by load_checkpoint({name!r}): "
-             f"{RELEASES[name]}."]
+             f"{release}."]
     if missing:
         lines.append(f"  {len(missing)} missing keys: {show(missing)}")
     if unexpected:
@@ -121,37 +148,18 @@ def _compare(name: str, path: str, sd: Dict[str, Any], expected: Dict[str, Tenso
     raise CheckpointMismatchError("\n".join(lines), missing, unexpected, mismatched)
 
 
-def _promptir_overrides(sd: Dict[str, Tensor]) -> Dict[str, Any]:
-    return {}
-
-
-def _airnet_overrides(sd: Dict[str, Tensor]) -> Dict[str, Any]:
-    queue = sd.get("E.E.queue")
-    if isinstance(queue, Tensor) and queue.dim() == 2:
-        return {"queue_size": int(queue.shape[1])}
-    return {}
-
-
-# name -> (prefix to strip, keyword overrides read from the file)
-_FORMATS: Dict[str, Tuple[str, Callable[[Dict[str, Tensor]], Dict[str, Any]]]] = {
-    "promptir": ("net.", _promptir_overrides),
-    "airnet": ("", _airnet_overrides),
-}
-
-
 def load_checkpoint(name: str, path: str | os.PathLike, *, trust_pickle: bool = False) -> nn.Module:
     """Build baseline ``name`` and load the released checkpoint at ``path`` strictly; eval mode."""
-    from baselines import _check_name, create_model
+    from baselines import create_model, get_spec
 
-    name = _check_name(name)
+    spec = get_spec(name)
     path = os.fspath(path)
-    prefix, overrides_of = _FORMATS[name]
-    sd = _strip(_tensor_dict(_read(path, trust_pickle), path), prefix)
-    overrides = overrides_of(sd)
+    sd = _strip(state_dict_of(read_checkpoint(path, trust_pickle), path), spec.checkpoint_prefix)
+    overrides = spec.from_file(sd)
     # Compare against a parameter-free skeleton first: a wrong file fails fast.
     with torch.device("meta"):
-        skeleton = create_model(name, **overrides)
-    _compare(name, path, sd, skeleton.state_dict())
-    model = create_model(name, **overrides)
+        skeleton = create_model(spec.name, **overrides)
+    _compare(spec.name, spec.release, path, sd, skeleton.state_dict())
+    model = create_model(spec.name, **overrides)
     model.load_state_dict(sd, strict=True)
     return model.eval()

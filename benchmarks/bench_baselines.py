@@ -25,8 +25,8 @@ import torch.nn.functional as F  # noqa: E402
 import baselines  # noqa: E402
 
 CONFIGS = {
-    "promptir mini (MINI_OVERRIDES)": ("promptir", baselines.MINI_OVERRIDES["promptir"]),
-    "airnet mini (MINI_OVERRIDES)": ("airnet", baselines.MINI_OVERRIDES["airnet"]),
+    "promptir mini (mini_config)": ("promptir", baselines.mini_config("promptir")),
+    "airnet mini (mini_config)": ("airnet", baselines.mini_config("airnet")),
     # the overrides written in suites/table1_three_task.yaml at the time of writing
     "promptir suite-yaml mini": ("promptir", dict(dim=16, blocks=[1, 1, 1, 1], refinement_blocks=1)),
     "airnet suite-yaml mini": ("airnet", dict(channels=16, num_blocks=1, queue_size=64)),

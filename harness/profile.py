@@ -6,6 +6,11 @@ Conventions (../shared/research/protocols.md §4):
 - On the CPU, fused attention runs as ``aten._scaled_dot_product_flash_attention_for_cpu``,
   for which torch has no formula (it would count 0). We register the standard SDPA formula
   for it: 4·B·H·Lq·Lk·D (two batched matmuls), the same count torch uses on the GPU.
+- FFTs (``aten._fft_c2c`` / ``_fft_r2c`` / ``_fft_c2r``) also have no torch formula. We use
+  FFTW's benchmark convention (benchFFT "mflops"): a complex transform of N points costs
+  5·N·log2(N) real FLOPs, a real-input or real-output transform half that, 2.5·N·log2(N), N
+  being the real signal's size; N is the product of the transformed sizes (any N, log2 not
+  rounded), times the number of such transforms. The 1/N normalisation scaling is not counted.
 - Latency: ``warmup`` untimed calls, then ``iters`` timed calls; median and p90. GPU timing
   uses CUDA events after a synchronize; CPU timing uses ``time.perf_counter``.
 - Peak memory: GPU ``torch.cuda.max_memory_allocated`` during one forward; CPU the peak
@@ -14,6 +19,7 @@ Conventions (../shared/research/protocols.md §4):
 """
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -37,7 +43,45 @@ def _register_cpu_sdpa_formula() -> None:
         pass
 
 
-_register_cpu_sdpa_formula()
+
+
+def fft_flops(shape, dims, complex_input: bool) -> int:
+    """FLOPs of the FFTs over ``dims`` of a signal of ``shape`` (the real signal's shape for r2c/c2r).
+
+    5·N·log2(N) per complex transform of N = prod(shape[dims]) points, 2.5·N·log2(N) per
+    real-input or real-output one; numel(shape) / N transforms.
+    """
+    shape = list(shape)
+    n = math.prod(shape[d % len(shape)] for d in dims) if shape else 1
+    if n <= 1:
+        return 0
+    per_point = 5.0 if complex_input else 2.5
+    return int(round(per_point * math.prod(shape) * math.log2(n)))
+
+
+def _fft_c2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:
+    return fft_flops(self_shape, dim, complex_input=True)
+
+
+def _fft_r2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # input is the real signal
+    return fft_flops(self_shape, dim, complex_input=False)
+
+
+def _fft_c2r_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # output is the real signal
+    return fft_flops(out_shape, dim, complex_input=False)
+
+
+def _register_fft_formulas() -> None:
+    for name, formula in (("_fft_c2c", _fft_c2c_flops), ("_fft_r2c", _fft_r2c_flops), ("_fft_c2r", _fft_c2r_flops)):
+        op = getattr(torch.ops.aten, name, None)
+        if op is None:
+            continue
+        try:
+            register_flop_formula(op)(formula)
+        except (RuntimeError, ValueError):  # already registered (module reloaded)
+            pass
+
+
 
 
 @dataclass
@@ -59,10 +103,11 @@ class ProfileReport:
     timer: str = ""
     peak_memory_bytes: int | None = None
     memory_method: str = ""
-    torch_version: str = torch.__version__
-    cuda_version: str | None = torch.version.cuda
-    python: str = platform.python_version()
-    threads: int = torch.get_num_threads()
+    # read when the report is made (not when this module is imported)
+    torch_version: str = field(default_factory=lambda: torch.__version__)
+    cuda_version: str | None = field(default_factory=lambda: torch.version.cuda)
+    python: str = field(default_factory=platform.python_version)
+    threads: int = field(default_factory=torch.get_num_threads)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +121,9 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def format_params(n: int) -> str:
-    """As the paper prints them: '29M', '12.5M', '0.21M'."""
+    """As the paper prints them: '29M', '12.5M', '0.21M'; below 0.1M in thousands ('12.3K', '850')."""
+    if n < 100_000:
+        return f"{n / 1e3:.1f}K" if n >= 1000 else str(n)
     millions = n / 1e6
     if millions >= 10:
         return f"{millions:.0f}M" if abs(millions - round(millions)) < 0.05 else f"{millions:.1f}M"
@@ -85,8 +132,21 @@ def format_params(n: int) -> str:
     return f"{millions:.2f}M"
 
 
+_FORMULAS_REGISTERED = False
+
+
+def register_flop_formulas() -> None:
+    """Teach torch's flop counter the ops it has no formula for (once, on the first count)."""
+    global _FORMULAS_REGISTERED
+    if not _FORMULAS_REGISTERED:
+        _register_cpu_sdpa_formula()
+        _register_fft_formulas()
+        _FORMULAS_REGISTERED = True
+
+
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
     """Forward FLOPs (2 per multiply-add) and their split by aten op."""
+    register_flop_formulas()
     mode = FlopCounterMode(display=False)
     with torch.no_grad(), mode:
         model(x)

@@ -33,7 +33,7 @@ def _spec(name):
 
 # ----------------------------------------------------------------------------- registry
 def test_list_and_unknown_name():
-    assert baselines.list_models() == ["airnet", "promptir"]
+    assert baselines.list_models() == ["adair", "airnet", "moce_ir", "moce_ir_s", "promptir"]
     with pytest.raises(ValueError) as err:
         baselines.create_model("restormer")
     assert "airnet" in str(err.value) and "promptir" in str(err.value)
@@ -234,7 +234,7 @@ def test_only_dead_modules_get_no_gradient():
 def test_mini_profile_configs():
     counts = {}
     for name in ("promptir", "airnet"):
-        model = baselines.create_model(name, **baselines.MINI_OVERRIDES[name]).train()
+        model = baselines.create_model(name, **baselines.mini_config(name)).train()
         counts[name] = sum(p.numel() for p in model.parameters())
         x = torch.rand(2, 3, 32, 32)
         loss = model.training_loss(x, x) if hasattr(model, "training_loss") else F.l1_loss(model(x), x)
