@@ -5,7 +5,7 @@ so building it once per session would waste minutes and disk. The environment is
 (re)installed only when the install recipe below or ``pyproject.toml``'s dependencies
 change (a stamp file records their hash), so a second run starts in seconds.
 
-Install recipe (why each step: ../shared/research/deps.md):
+Install recipe (why each step: docs/dependencies.md):
 1. torch and torchvision pinned in ONE pip call. On a GPU-less x86_64 machine
    ``torch==2.13.0`` resolves to the local CPU build; an unpinned torch pulls multi-GB CUDA
    wheels. Users with a CUDA machine set ``DACODE_TORCH_SPEC`` (see README).
@@ -82,8 +82,9 @@ def shared_env(session: nox.Session) -> pathlib.Path:
 
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
-    """Run the test suite (CPU, offline)."""
+    """Lint (ruff: pyflakes, import order, pycodestyle errors), then run the test suite (CPU, offline)."""
     bin_dir = shared_env(session)
+    session.run(str(bin_dir / "python"), "-m", "ruff", "check", str(ROOT), external=True)
     session.run(str(bin_dir / "python"), "-m", "pytest", *session.posargs, external=True)
 
 

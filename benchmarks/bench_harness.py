@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-import harness  # noqa: F401  (torchvision shim)
+from harness._compat import install_torchvision_shim
+from harness.methods import instantiate, row_kwargs
 from harness.metrics import PROTOCOLS, score
-from harness.methods import instantiate
 from harness.suite import load_suite
 from harness.train import training_loss
+
+install_torchvision_shim()  # pyiqa, the SSIM reference, imports torchvision
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_mini_training_images_per_second(row):
     entry = next(m for m in suite.methods if m.name == row)
     cfg = suite.profiles["mini"].train
     torch.manual_seed(0)
-    model, _ = instantiate(entry, "mini")
+    model, _ = instantiate(entry, row_kwargs(entry, "mini", suite.profiles["mini"]))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     x = torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size)

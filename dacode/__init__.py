@@ -9,7 +9,7 @@
 Design decisions and per-stage parameter counts: dacode/model.py and dacode/README.md.
 """
 from dacode.codebook import CodebookRecording, DACBlock, DACode, record_codebook, topk_primitives
-from dacode.model import DACodeConfig, DACodeNet, create_model, list_models, stage_parameter_counts
+from dacode.model import MINI_CONFIG, DACodeConfig, DACodeNet, create_model, list_models, stage_parameter_counts
 
 __all__ = [
     "create_model",
@@ -22,4 +22,5 @@ __all__ = [
     "DACBlock",
     "DACodeConfig",
     "DACodeNet",
+    "MINI_CONFIG",
 ]

@@ -6,7 +6,7 @@ exist``). pyiqa imports torchvision, but its PSNR/SSIM only use the pure-Python
 parts. Pre-registering an empty ``torchvision._meta_registrations`` skips the
 fake-kernel registration that fails, so ``import torchvision`` succeeds and the
 C++ ops raise a clear error only if something actually calls them.
-Facts: ../shared/research/deps.md §1.
+Facts: docs/dependencies.md.
 """
 from __future__ import annotations
 
@@ -30,19 +30,3 @@ def install_torchvision_shim() -> None:
     except ImportError:
         # torchvision is optional for the models; pyiqa will report it if needed.
         pass
-
-
-def torchvision_ops_available() -> bool:
-    """True when torchvision's compiled ops (e.g. deform_conv2d) can run here."""
-    install_torchvision_shim()
-    try:
-        import torch
-        import torchvision.ops
-
-        x = torch.zeros(1, 1, 3, 3)
-        w = torch.zeros(1, 1, 3, 3)
-        off = torch.zeros(1, 18, 1, 1)
-        torchvision.ops.deform_conv2d(x, off, w)
-        return True
-    except Exception:
-        return False

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.metrics import get_protocol
 from harness.suite import Suite
-
-# The paper prints PSNR with 2 decimals and SSIM with 3.
-DECIMALS = (2, 3)
-METRIC_NAMES = ("PSNR", "SSIM")
 
 
 @dataclass(frozen=True)
@@ -31,21 +28,24 @@ class Disagreement:
 def check_suite(suite: Suite) -> list[Disagreement]:
     found: list[Disagreement] = []
     column_ids = [c.id for c in suite.columns]
+    protocols = [get_protocol(m) for m in suite.metrics]
+    decimals = [p.decimals for p in protocols]  # as printed: PSNR 2, SSIM 3
+    names = [p.display for p in protocols]
     for row in suite.reported:
         if row.average is None or set(row.cells) != set(column_ids):
             continue  # averages only (ablations) or a partial row: nothing to recompute
-        for k in (0, 1):
+        for k in range(len(protocols)):
             mean = sum(row.cells[c][k] for c in column_ids) / len(column_ids)
             # tolerate the half-unit of printing plus float noise
-            if abs(mean - row.average[k]) > 0.5 * 10 ** -DECIMALS[k] + 1e-9:
-                found.append(Disagreement(suite.name, f"{row.method} Average {METRIC_NAMES[k]}",
-                                          row.average[k], round(mean, DECIMALS[k] + 2), DECIMALS[k]))
+            if abs(mean - row.average[k]) > 0.5 * 10 ** -decimals[k] + 1e-9:
+                found.append(Disagreement(suite.name, f"{row.method} Average {names[k]}",
+                                          row.average[k], round(mean, decimals[k] + 2), decimals[k]))
     averages = {r.method: r.average for r in suite.reported if r.average is not None}
     for claim in suite.claims:
         k = claim.metric
         shown = averages[claim.minuend][k] - averages[claim.subtrahend][k]
-        if abs(shown - claim.value) > 0.5 * 10 ** -DECIMALS[k] + 1e-9:
+        if abs(shown - claim.value) > 0.5 * 10 ** -decimals[k] + 1e-9:
             found.append(Disagreement(
                 suite.name, f"{claim.where} says \"{claim.statement}\" ({claim.minuend} − {claim.subtrahend}, "
-                f"{METRIC_NAMES[k]})", claim.value, round(shown, DECIMALS[k]), DECIMALS[k]))
+                f"{names[k]})", claim.value, round(shown, decimals[k]), decimals[k]))
     return found

@@ -52,10 +52,19 @@ class MetricProtocol:
     border_crop: int
     higher_is_better: bool
     compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    decimals: int = 2  # printed precision in tables (the paper: PSNR 2, SSIM 3)
+    gate_tolerance: float = 0.05  # allowed |drift| of a cell mean in `dacode-bench gate`
+
+    def footnote(self) -> str:
+        return (f"{self.display}: protocol '{self.name}' — {self.channel}, {self.library}, window {self.window}, "
+                f"{self.quantisation}, border crop {self.border_crop}.")
 
 
 @lru_cache(maxsize=None)
 def _pyiqa_metric(kind: str, device: str):
+    from harness._compat import install_torchvision_shim
+
+    install_torchvision_shim()  # pyiqa imports torchvision
     import pyiqa
 
     # color_space='ycbcr' is the point: pyiqa defaults to 'yiq' (1.32 dB off MATLAB's Y).
@@ -116,6 +125,9 @@ def _separable_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def _ssim_y(restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    from harness._compat import install_torchvision_shim
+
+    install_torchvision_shim()
     from pyiqa.archs.func_util import preprocess_rgb
 
     data_range = 255.0
@@ -141,7 +153,7 @@ PROTOCOLS: dict[str, MetricProtocol] = {
         name="ssim_y", display="SSIM", channel="Y (BT.601, 16-235, rounded)",
         library="pyiqa 0.1.16 Y + SSIM formula, separable filter (= pyiqa ssim within 1e-6)",
         window="Gaussian 11x11, sigma 1.5", data_range="255", quantisation="8-bit (rounded)",
-        border_crop=0, higher_is_better=True, compute=_ssim_y,
+        border_crop=0, higher_is_better=True, compute=_ssim_y, decimals=3, gate_tolerance=0.002,
     ),
     "psnr_rgb": MetricProtocol(
         name="psnr_rgb", display="PSNR", channel="RGB", library="scikit-image",
@@ -151,13 +163,13 @@ PROTOCOLS: dict[str, MetricProtocol] = {
     "ssim_rgb": MetricProtocol(
         name="ssim_rgb", display="SSIM", channel="RGB (channel mean)", library="scikit-image",
         window="uniform 7x7, sample covariance", data_range="1", quantisation="none (float, clipped)",
-        border_crop=0, higher_is_better=True, compute=_skimage_rgb("ssim"),
+        border_crop=0, higher_is_better=True, compute=_skimage_rgb("ssim"), decimals=3, gate_tolerance=0.002,
     ),
     "ssim_rgb_gauss": MetricProtocol(
         name="ssim_rgb_gauss", display="SSIM", channel="RGB (channel mean)", library="scikit-image",
         window="Gaussian 11x11, sigma 1.5, sample covariance", data_range="1",
         quantisation="none (float, clipped)", border_crop=0, higher_is_better=True,
-        compute=_skimage_rgb("ssim", gaussian_weights=True),
+        compute=_skimage_rgb("ssim", gaussian_weights=True), decimals=3, gate_tolerance=0.002,
     ),
 }
 
@@ -179,4 +191,10 @@ def score(name: str, restored: torch.Tensor, target: torch.Tensor) -> torch.Tens
             f"score('{name}'): expected two N×3×H×W tensors of equal shape, "
             f"got {tuple(restored.shape)} and {tuple(target.shape)}"
         )
+    if protocol.border_crop:  # BasicSR's crop_border: drop that many pixels on every side first
+        b = protocol.border_crop
+        if restored.shape[-1] <= 2 * b or restored.shape[-2] <= 2 * b:
+            raise ValueError(f"score('{name}'): a {restored.shape[-1]}×{restored.shape[-2]} image is too small for "
+                             f"border crop {b}")
+        restored, target = restored[..., b:-b, b:-b], target[..., b:-b, b:-b]
     return protocol.compute(restored, target)

@@ -1,35 +1,43 @@
-"""The runner: suite → data → (train) → evaluate → store → render.
+"""The runner: suite → data → methods → train/evaluate → store → render.
 
-For each method row it builds the model with the profile's overrides, trains one
-all-in-one model on the mixture of the table's degradations (the paper's protocol),
-evaluates every column, and stores per-image metrics. Everything the user could get
-wrong (suite, profile, method ids, data) is checked before any compute is spent.
+For each method row it gets the model from the provider (checkpoint, weights trained earlier
+from identical inputs, or training on the mixture of the table's degradations, the paper's
+protocol), evaluates every column not already cached, and stores per-image metrics. Everything
+the user could get wrong (suite, options, profile, method ids, data, the results folder) is
+checked before any compute is spent — by :func:`check_suite`, the same function
+``dacode-bench validate`` runs.
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import pathlib
 import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
+from pydantic import ValidationError
 
-from harness import methods as method_registry
-from harness import report
-from harness.data import TestSet
-from harness.data.images import IMAGE_SUFFIXES, read_rgb
+from harness import methods as registry
+from harness import provider
 from harness.data.sources import prepare as prepare_data
+from harness.data.sources import validate_columns
 from harness.errors import HarnessError
-from harness.metrics import get_protocol, score
-from harness.profile import count_parameters, format_params
+from harness.evaluate import EvalLog, evaluate, evaluate_outputs
+from harness.results import Cell, ImageScore, MethodResult, RunResults, dumps
 from harness.store import (
-    SCHEMA_VERSION, ResultsDB, RunWriter, code_fingerprint, file_sha256, new_run_id, provenance, stable_hash,
+    DB_FILE,
+    ResultsDB,
+    RunWriter,
+    check_results_root,
+    code_fingerprint,
+    new_run_id,
+    provenance,
+    versions,
 )
-from harness.suite import MethodEntry, Suite, load_suite, resolve_suite_path
-from harness.train import Schedule, distributed_context, to_tensor, train
+from harness.suite import InferencePolicy, MethodEntry, Suite, load_suite_document, suite_sha256
+from harness.train import distributed_context
 
 
 @dataclass
@@ -51,272 +59,191 @@ class Timings:
 @dataclass
 class RunOutcome:
     run_dir: pathlib.Path
-    results: dict
+    results: RunResults
     text_table: str
     timings: Timings
 
 
-def _select_methods(suite: Suite, names: list[str] | None, profile: str) -> list[MethodEntry]:
+# -- before any compute ---------------------------------------------------------------------------
+
+
+def check_suite(suite: Suite) -> None:
+    """Every check of a suite that ``run`` makes before compute, whatever the profile: columns
+    against the dataset catalogue, method rows (ids, builders, outputs folders, checkpoints)."""
+    validate_columns(suite)
+    for entry in suite.methods:
+        registry.check_entry(entry)
+
+
+def check_options(*, seed: int, steps: int | None, device: str | None, micro_batch: int | None = None,
+                  workers: int | None = None, tile: int | None = None, noise_seeds: int | None = None) -> None:
+    if seed < 0:
+        raise HarnessError(f"--seed {seed}: a seed is a non-negative integer")
+    if steps is not None and steps < 1:
+        raise HarnessError(f"--steps {steps}: train at least one step (or give every row a checkpoint)")
+    for flag, value in (("--micro-batch", micro_batch), ("--tile", tile), ("--noise-seeds", noise_seeds)):
+        if value is not None and value < 1:
+            raise HarnessError(f"{flag} {value}: must be at least 1")
+    if workers is not None and workers < 0:
+        raise HarnessError(f"--workers {workers}: must be 0 (load in the main process) or more")
+    if device is not None:
+        check_device(device)
+
+
+def check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise HarnessError(f"--device '{device}': not a device; use cpu or cuda[:N]") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise HarnessError(f"--device '{device}': dacode-bench runs on cpu or cuda[:N]")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise HarnessError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise HarnessError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def select_methods(suite: Suite, names: list[str] | None, profile: str) -> list[MethodEntry]:
     if not names:
         subset = suite.profiles[profile].methods
         return [m for m in suite.methods if subset is None or m.name in subset]
     by_name = {m.name.lower(): m for m in suite.methods}
-    by_model = {m.model.lower(): m for m in suite.methods}
-    chosen = []
+    by_model = {m.model.lower(): m for m in suite.methods if m.model}
+    chosen: list[MethodEntry] = []
     for name in names:
         entry = by_name.get(name.lower()) or by_model.get(name.lower())
         if entry is None:
             allowed = ", ".join(m.name for m in suite.methods)
             raise HarnessError(f"suite '{suite.name}' has no method '{name}'; allowed: {allowed}")
-        chosen.append(entry)
+        if entry not in chosen:
+            chosen.append(entry)
     return chosen
 
 
-def _steps_per_epoch(train_cfg, sampler) -> int:
-    """Optimiser steps in one pass over the training mixture (with its repetition factors)."""
+def _with_checkpoints(entries: list[MethodEntry], checkpoints: dict[str, str]) -> list[MethodEntry]:
+    entries = list(entries)
+    for name, path in checkpoints.items():
+        matches = [i for i, e in enumerate(entries) if e.name.lower() == name.lower()]
+        if not matches:
+            raise HarnessError(f"--checkpoints names row '{name}', which this run does not have; rows: "
+                               f"{', '.join(e.name for e in entries)}")
+        if entries[matches[0]].outputs:
+            raise HarnessError(f"--checkpoints names row '{name}', which scores an outputs folder, not a model")
+        entries[matches[0]] = entries[matches[0]].model_copy(update={"checkpoint": path})
+    return entries
+
+
+@contextlib.contextmanager
+def _deterministic():
+    """Deterministic kernels for this run only (the caller's setting is restored after)."""
+    before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        samples = len(sampler)
-    except TypeError:
-        samples = sum(len(v) for v in getattr(sampler, "pairs", {}).values())
-    return max(1, samples // train_cfg.batch_size)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn)
 
 
-def _steps_for(train_cfg, sampler) -> int:
-    if train_cfg.steps is not None:
-        return train_cfg.steps
-    return train_cfg.epochs * _steps_per_epoch(train_cfg, sampler)
+# -- one row ---------------------------------------------------------------------------------------
 
 
-def _group_by_shape(pairs) -> list[list]:
-    groups: dict[tuple[int, ...], list] = {}
-    for pair in pairs:
-        groups.setdefault(pair.clean.shape, []).append(pair)
-    return list(groups.values())
+def _method_result(entry: MethodEntry, ctx: provider.RowContext) -> dict:
+    return {"name": entry.name, "model": entry.model, "build": entry.build, "outputs": entry.outputs,
+            "citation": entry.citation, "overrides": provider.kwargs_of(entry, ctx) if not entry.outputs else {},
+            "checkpoint": entry.checkpoint, "code": registry.code_identity(entry)}
 
 
-def _score(restored: torch.Tensor, clean: torch.Tensor, pairs, metric_names, timings: Timings) -> list[dict]:
-    t0 = time.perf_counter()
-    values = {name: score(name, restored, clean) for name in metric_names}
-    timings.metrics += time.perf_counter() - t0
-    return [{"image_id": p.image_id, **{k: float(v[i]) for k, v in values.items()}} for i, p in enumerate(pairs)]
-
-
-EVAL_BATCH = 8  # images of equal size per forward; bounds memory on full-size models
-
-
-def evaluate(model: torch.nn.Module, test_set: TestSet, metric_names: tuple[str, ...], timings: Timings) -> list[dict]:
-    """Per-image metrics for one column. Images of equal size are batched, and the metrics
-    run on the device the model ran on (pyiqa's and our SSIM are torch ops)."""
-    rows: list[dict] = []
-    model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    for group in _group_by_shape(test_set.pairs):
-        for start in range(0, len(group), EVAL_BATCH):
-            pairs = group[start : start + EVAL_BATCH]
-            degraded = to_tensor(np.stack([p.degraded for p in pairs])).to(device)
-            clean = to_tensor(np.stack([p.clean for p in pairs])).to(device)
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                restored = model(degraded).float().clamp(0.0, 1.0)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            timings.eval += time.perf_counter() - t0
-            rows += _score(restored, clean, pairs, metric_names, timings)
-    return rows
-
-
-def evaluate_outputs(folder: pathlib.Path, test_set: TestSet, metric_names: tuple[str, ...], timings: Timings) -> list[dict]:
-    """Score already restored images ``<folder>/<column id>/<image id>.<ext>`` without a model."""
-    column_dir = folder / test_set.column_id
-    found = {p.stem: p for p in column_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES} if column_dir.is_dir() else {}
-    missing = [p.image_id for p in test_set.pairs if p.image_id not in found]
-    if missing:
-        raise HarnessError(
-            f"outputs folder '{column_dir}' lacks {len(missing)} of {len(test_set.pairs)} restored images "
-            f"(e.g. {', '.join(missing[:3])}); expected <image id>.png per test image"
-        )
-    rows: list[dict] = []
-    for pairs in _group_by_shape(test_set.pairs):
-        restored_imgs = []
-        for pair in pairs:
-            img = read_rgb(found[pair.image_id])
-            if img.shape != pair.clean.shape:
-                raise HarnessError(
-                    f"{found[pair.image_id]}: size {img.shape[1]}×{img.shape[0]} differs from the target's "
-                    f"{pair.clean.shape[1]}×{pair.clean.shape[0]} (the protocol's crop: {test_set.notes.get('crop', 'none')})"
-                )
-            restored_imgs.append(img)
-        rows += _score(to_tensor(np.stack(restored_imgs)), to_tensor(np.stack([p.clean for p in pairs])),
-                       pairs, metric_names, timings)
-    return rows
-
-
-@dataclass
-class RunContext:
-    """What every row of one run shares."""
-
-    suite: Suite
-    profile: str
-    test_sets: list[TestSet]
-    sampler: object
-    train_cfg: object
-    n_steps: int
-    seed: int
-    progress: bool
-    log: object
-    timings: Timings
-    db: ResultsDB
-    run_id: str
-    inputs: dict  # code fingerprint, data provenance: part of every cache key
-    checkpoint_every: int = 50
-    device: str = "cpu"
-
-
-def _method_key(entry: MethodEntry, ctx: RunContext) -> str:
-    checkpoint = entry.checkpoint and file_sha256(pathlib.Path(entry.checkpoint).expanduser())
-    return stable_hash({
-        "entry": entry.model_dump(exclude={"name", "citation"}), "kwargs": entry.constructor_kwargs(ctx.profile),
-        "checkpoint_sha256": checkpoint, "profile": ctx.profile, "seed": ctx.seed, "steps": ctx.n_steps,
-        "train": entry.train_config(ctx.profile, ctx.train_cfg).model_dump(), "inputs": ctx.inputs,
-        "device": ctx.device,
-    })
-
-
-def _cell_key(method_key: str, column, ctx: RunContext) -> str:
-    return stable_hash({"method": method_key, "column": column.model_dump(), "metrics": list(ctx.suite.metrics),
-                        "data": ctx.suite.data.model_dump()})
-
-
-def _obtain_model(entry: MethodEntry, method_key: str, ctx: RunContext, doc: dict) -> torch.nn.Module:
-    """Build the row's model: released/own checkpoint, cached trained weights, or train (resumably)."""
-    torch.manual_seed(ctx.seed)
-    model, loaded = method_registry.instantiate(entry, ctx.profile)
-    n_params, _ = count_parameters(model)
-    doc["params"], doc["params_display"] = n_params, format_params(n_params)
-    if loaded:
-        doc["checkpoint_sha256"] = file_sha256(pathlib.Path(entry.checkpoint).expanduser())
-        ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; loaded {entry.checkpoint}")
-        return model
-    if not getattr(model, "can_train", True):
-        raise HarnessError(f"method '{entry.name}' cannot train (can_train = False); give it a 'checkpoint'")
-    weights = ctx.db.weights_path(method_key)
-    cached = ctx.db.method_doc(method_key)
-    if cached is not None and weights.is_file():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(weights)))
-        doc["train"] = cached.get("train")
-        ctx.log(f"[{entry.name}] reusing weights trained earlier from identical inputs ({weights.name})")
-        return model.eval()
-    _, n_steps = _row_training(entry, ctx)
-    ctx.log(f"[{entry.name}] {format_params(n_params)} parameters; training {n_steps} steps on {ctx.device}")
-    t_train = time.perf_counter()
-    result = _train_row(model, entry, method_key, ctx, progress=ctx.progress)
-    train_s = time.perf_counter() - t_train
-    ctx.timings.train += train_s
-    doc["train"] = {"steps": result.steps, "final_loss": result.final_loss,
-                    "images_per_second": round(result.images_per_second, 2), "seconds": round(train_s, 3)}
-    _save_weights(model, weights)
-    ctx.db.training_checkpoint_path(method_key).unlink(missing_ok=True)
-    ctx.log(f"[{entry.name}] trained in {train_s:.1f}s (final loss {result.final_loss:.4f}, "
-            f"{result.images_per_second:.1f} img/s)")
-    return model
-
-
-def _row_training(entry: MethodEntry, ctx: RunContext):
-    """(training config, optimiser steps) of a row: the profile's, with the row's overrides."""
-    cfg = entry.train_config(ctx.profile, ctx.train_cfg)
-    return cfg, ctx.n_steps if cfg is ctx.train_cfg else _steps_for(cfg, ctx.sampler)
-
-
-def _train_row(model: torch.nn.Module, entry: MethodEntry, method_key: str, ctx: RunContext, progress: bool):
-    cfg, n_steps = _row_training(entry, ctx)
-    per_epoch = _steps_per_epoch(cfg, ctx.sampler)
-    schedule = Schedule(kind=cfg.schedule, warmup_steps=cfg.warmup_steps, steps_per_epoch=per_epoch,
-                        warmup_epochs=cfg.warmup_epochs, max_epochs=cfg.epochs or max(1, n_steps // per_epoch))
-    return train(
-        model, ctx.sampler, steps=n_steps, batch_size=cfg.batch_size, patch_size=cfg.patch_size,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=schedule, seed=ctx.seed,
-        progress=progress, label=entry.name, checkpoint_path=ctx.db.training_checkpoint_path(method_key),
-        # the paper profile checkpoints every epoch; the short mini runs every 50 steps
-        checkpoint_every=per_epoch if cfg.epochs else ctx.checkpoint_every,
-        device=ctx.device, bf16=cfg.bf16, channels_last=cfg.channels_last, compile_model=cfg.compile,
-    )
-
-
-def _save_weights(model: torch.nn.Module, path: pathlib.Path) -> None:
-    from safetensors.torch import save
-
-    from harness import atomic
-
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic.write_bytes(path, save(state))
-
-
-def _run_method(entry: MethodEntry, ctx: RunContext) -> tuple[list[dict], dict]:
-    """One row: reuse cached cells, else train or load the model (or read its outputs folder)
-    and score every missing column, storing each column as soon as it is done."""
-    suite, timings = ctx.suite, ctx.timings
-    doc: dict = {"name": entry.name, "model": entry.model, "build": entry.build, "outputs": entry.outputs,
-                 "citation": entry.citation, "overrides": entry.constructor_kwargs(ctx.profile),
-                 "checkpoint": entry.checkpoint, "params": None, "params_display": "-", "train": None}
-    eval_before, metrics_before, train_before = timings.eval, timings.metrics, timings.train
+def _run_method(entry: MethodEntry, ctx: provider.RowContext, test_sets, policy: InferencePolicy, run_id: str,
+                timings: Timings, eval_log: EvalLog) -> tuple[dict[str, list[dict]], dict]:
+    """One row: reuse cached cells, else get the model (checkpoint, cached weights or training) or
+    read its outputs folder, and score every missing column, storing each as soon as it is done."""
+    suite = ctx.suite
+    summary = _method_result(entry, ctx)
+    model_before, metrics_before, train_before = eval_log.model_s, eval_log.metrics_s, ctx.train_seconds
     rows_by_column: dict[str, list[dict]] = {}
     if entry.outputs:  # scoring files is cheap and the files may change: never cached
         folder = pathlib.Path(entry.outputs).expanduser()
         ctx.log(f"[{entry.name}] scoring restored images from {folder}")
-        for test_set in ctx.test_sets:
-            rows_by_column[test_set.column_id] = evaluate_outputs(folder, test_set, suite.metrics, timings)
+        for test_set in test_sets:
+            rows_by_column[test_set.column_id] = evaluate_outputs(folder, test_set, suite.metrics, method=entry.name,
+                                                                  log=eval_log)
     else:
-        method_key = _method_key(entry, ctx)
-        keys = {c.id: _cell_key(method_key, c, ctx) for c in suite.columns}
-        for column_id, key in keys.items():
-            cached = ctx.db.cell(key)
-            if cached is not None:
-                rows_by_column[column_id] = cached
-        cached_doc = ctx.db.method_doc(method_key)
-        if len(rows_by_column) == len(keys) and cached_doc is not None:
-            ctx.log(f"[{entry.name}] all {len(keys)} columns already computed from identical inputs; reused")
-            doc = {**cached_doc, "name": entry.name, "citation": entry.citation}
+        plan = provider.plan_row(entry, ctx)
+        if plan.all_cached:
+            ctx.log(f"[{entry.name}] all {len(plan.cell_keys)} columns already computed from identical inputs; reused")
+            summary = {**plan.cached_doc, "name": entry.name, "citation": entry.citation}
+            rows_by_column = dict(plan.cached_cells)
         else:
-            model = _obtain_model(entry, method_key, ctx, doc)
-            ctx.db.put_method(method_key, entry.name, doc)
-            for test_set in ctx.test_sets:
+            rows_by_column = dict(plan.cached_cells)
+            model = provider.obtain(plan, ctx, summary)
+            summary["noise_seeds"] = policy.noise_seeds if summary.get("stochastic") else 1
+            ctx.db.put_method(plan.key, entry.name, summary)
+            for test_set in test_sets:
                 if test_set.column_id in rows_by_column:
                     continue
-                rows = evaluate(model, test_set, suite.metrics, timings)
-                ctx.db.put_cell(keys[test_set.column_id], method_key, ctx.run_id, entry.name, test_set.column_id, rows)
+                rows = evaluate(model, test_set, suite.metrics, policy, method=entry.name, seed=ctx.seed, log=eval_log)
+                ctx.db.put_cell(plan.cell_keys[test_set.column_id], plan.key, run_id, entry.name, test_set.column_id,
+                                rows, replace=ctx.recompute)
                 rows_by_column[test_set.column_id] = rows
-        doc["method_key"] = method_key
+        summary["method_key"] = plan.key
     timings.per_method[entry.name] = {
-        "train_s": round(timings.train - train_before, 3),
-        "eval_s": round(timings.eval - eval_before, 3),
-        "metrics_s": round(timings.metrics - metrics_before, 3),
+        "train_s": round(ctx.train_seconds - train_before, 3),
+        "eval_s": round(eval_log.model_s - model_before, 3),
+        "metrics_s": round(eval_log.metrics_s - metrics_before, 3),
     }
-    columns = {c.id: c for c in suite.columns}
-    datasets = {ts.column_id: ts.dataset_id for ts in ctx.test_sets}
-    per_image = [{"method": entry.name, "column": column_id, "dataset": datasets[column_id],
-                  "task": columns[column_id].task, "sigma": columns[column_id].sigma, **r}
-                 for column_id in (c.id for c in suite.columns) for r in rows_by_column[column_id]]
-    return per_image, doc
+    return rows_by_column, summary
 
 
-def _follow_training(entries: list[MethodEntry], ctx: RunContext) -> None:
-    """Under torchrun, ranks other than 0 only join the training loops (DistributedDataParallel
-    needs every rank there); rank 0 evaluates and stores. Each rank decides, from the same
-    files, exactly as rank 0 does whether a row needs training."""
+# -- the document -----------------------------------------------------------------------------------
+
+
+def aggregate(suite: Suite, entries: list[MethodEntry], rows: dict[str, dict[str, list[dict]]]
+              ) -> tuple[dict[str, dict[str, Cell]], dict[str, dict[str, float]]]:
+    """Cells (column mean of every metric; with noise seeds, the mean and standard deviation of the
+    K seeds' column means) and the paper's Average: the mean of the column means."""
+    cells: dict[str, dict[str, Cell]] = {}
+    averages: dict[str, dict[str, float]] = {}
     for entry in entries:
-        if entry.outputs:
-            continue
-        method_key = _method_key(entry, ctx)
-        all_cached = all(ctx.db.cell(_cell_key(method_key, c, ctx)) is not None for c in ctx.suite.columns)
-        if all_cached and ctx.db.method_doc(method_key) is not None:
-            continue
-        torch.manual_seed(ctx.seed)
-        model, loaded = method_registry.instantiate(entry, ctx.profile)
-        if loaded or ctx.db.weights_path(method_key).is_file() and ctx.db.method_doc(method_key) is not None:
-            continue
-        _train_row(model, entry, method_key, ctx, progress=False)
+        cells[entry.name] = {}
+        for column in suite.columns:
+            recs = rows[entry.name][column.id]
+            by_seed: dict[int | None, list[dict]] = {}
+            for r in recs:
+                by_seed.setdefault(r.get("noise_seed"), []).append(r)
+            means = {m: [float(np.mean([r[m] for r in group])) for group in by_seed.values()] for m in suite.metrics}
+            k = len(by_seed)
+            cells[entry.name][column.id] = Cell(
+                n_images=len({r["image_id"] for r in recs}),
+                values={m: float(np.mean(v)) for m, v in means.items()},
+                spread={m: float(np.std(v, ddof=1)) for m, v in means.items()} if k > 1 else None,
+                n_seeds=k,
+            )
+        averages[entry.name] = {m: float(np.mean([cells[entry.name][c.id].values[m] for c in suite.columns]))
+                                for m in suite.metrics}
+    return cells, averages
+
+
+def _method_doc(summary: dict) -> MethodResult:
+    # a summary cached by an earlier version may carry keys this schema no longer has
+    return MethodResult.model_validate({k: v for k, v in summary.items() if k in MethodResult.model_fields})
+
+
+def _image_scores(suite: Suite, test_sets, entries, rows) -> list[ImageScore]:
+    columns = {c.id: c for c in suite.columns}
+    datasets = {ts.column_id: ts.dataset_id for ts in test_sets}
+    scores = []
+    for entry in entries:
+        for column_id in (c.id for c in suite.columns):
+            for r in rows[entry.name][column_id]:
+                scores.append(ImageScore(
+                    method=entry.name, column=column_id, dataset=datasets[column_id], task=columns[column_id].task,
+                    sigma=columns[column_id].sigma, image_id=r["image_id"], noise_seed=r.get("noise_seed"),
+                    values={m: r[m] for m in suite.metrics}))
+    return scores
+
+
+# -- the whole run ------------------------------------------------------------------------------------
 
 
 def run_suite(
@@ -333,118 +260,113 @@ def run_suite(
     checkpoint_every: int = 50,
     device: str | None = None,
     checkpoints: dict[str, str] | None = None,
+    recompute: bool = False,
+    micro_batch: int | None = None,
+    workers: int | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    noise_seeds: int | None = None,
 ) -> RunOutcome | None:
     """Run one suite (under torchrun, ranks other than 0 train and return None).
 
-    ``device`` defaults to the CPU for the mini profile (bit-identical metrics) and to the GPU,
-    where there is one, for the paper profile. ``checkpoints`` maps row names
-    to weight files that replace training (``--checkpoints NAME=PATH``)."""
-    suite = load_suite(suite_name)
-    suite_path = resolve_suite_path(suite_name)
+    ``device`` defaults to the CPU for a profile on the bundled data (bit-identical metrics) and
+    to the GPU, where there is one, otherwise. ``checkpoints`` maps row names to weight files that
+    replace training (``--checkpoints NAME=PATH``); ``recompute`` ignores cached weights and cells."""
+    check_options(seed=seed, steps=steps, device=device, micro_batch=micro_batch, workers=workers, tile=tile,
+                  noise_seeds=noise_seeds)
+    suite, document, suite_path = load_suite_document(suite_name)
     profile_cfg = suite.profile(profile)
-    entries = _select_methods(suite, method_names, profile)
-    for name, path in (checkpoints or {}).items():
-        matches = [i for i, e in enumerate(entries) if e.name.lower() == name.lower()]
-        if not matches:
-            raise HarnessError(f"--checkpoints names row '{name}', which this run does not have; rows: "
-                               f"{', '.join(e.name for e in entries)}")
-        entries[matches[0]] = entries[matches[0]].model_copy(update={"checkpoint": path})
-    if device is None:
-        device = "cuda" if profile != "mini" and torch.cuda.is_available() else "cpu"
+    check_suite(suite)
+    policy = suite.inference.model_copy(update={k: v for k, v in (
+        ("tile", tile), ("overlap", overlap), ("noise_seeds", noise_seeds)) if v is not None})
+    try:  # validate the combination of the suite's policy and the options
+        policy = InferencePolicy.model_validate(policy.model_dump())
+    except ValidationError as exc:
+        raise HarnessError(f"inference policy: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    entries = _with_checkpoints(select_methods(suite, method_names, profile), checkpoints or {})
+    if not entries:
+        raise HarnessError(f"suite '{suite.name}', profile '{profile}': no method rows to run")
     for entry in entries:
-        method_registry.check_entry(entry)
-    for name in suite.metrics:
-        get_protocol(name)
+        registry.check_entry(entry)
+    if device is None:
+        device = "cuda" if profile_cfg.data_source != "mini" and torch.cuda.is_available() else "cpu"
     root = pathlib.Path(data_root).expanduser().resolve() if data_root else None
+    results_root = pathlib.Path(results_root)
 
+    check_results_root(results_root)  # a bad results folder is found before any compute
+    if results_root.joinpath(DB_FILE).is_file():
+        ResultsDB(results_root).close()  # ... and a damaged database too
+    rank, world = distributed_context()
     timings = Timings()
     t0 = time.perf_counter()
-    prepared = prepare_data(suite, profile, root, seed)
-    test_sets, sampler, label = prepared.test_sets, prepared.sampler, prepared.label
+    need_training = any(not (e.outputs or e.checkpoint) for e in entries)
+    prepared = prepare_data(suite, profile, root, seed, need_training=need_training)
+    test_sets = prepared.test_sets
     timings.data = time.perf_counter() - t0
-    train_cfg = profile_cfg.train
-    n_steps = steps if steps is not None else _steps_for(train_cfg, sampler)
-
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    suite_hash = hashlib.sha256(suite_path.read_bytes()).hexdigest()
-    run_id = new_run_id(suite_hash)
-    data_doc = {"protocol": suite.data.model_dump(), **prepared.provenance,
-                "columns": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts.pairs), **ts.notes}
-                            for ts in test_sets}}
-    run_provenance = provenance()
-    per_image: list[dict] = []
-    method_docs: list[dict] = []
-    rank, world = distributed_context()
-    if rank != 0:
-        with ResultsDB(pathlib.Path(results_root)) as db:
-            ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, False, lambda *a: None,
-                             timings, db, run_id, inputs={"code": code_fingerprint(), "data": data_doc},
-                             checkpoint_every=checkpoint_every, device=device)
-            _follow_training(entries, ctx)
-        return None
-    with ResultsDB(pathlib.Path(results_root)) as db:
-        db.start_run(run_id, suite.name, suite_hash, profile, seed, run_provenance, data_doc)
-        ctx = RunContext(suite, profile, test_sets, sampler, train_cfg, n_steps, seed, progress, log, timings, db,
-                         run_id, inputs={"code": code_fingerprint(), "data": data_doc}, checkpoint_every=checkpoint_every,
-                         device=device)
+    with ResultsDB(results_root) as db, _deterministic():
+        train_cfg = profile_cfg.train
+        n_steps = steps if steps is not None else provider.steps_for(train_cfg, prepared.sampler)
+        data_doc = {"protocol": suite.data.model_dump(), **prepared.provenance,
+                    "columns": {ts.column_id: {"dataset": ts.dataset_id, "n_images": len(ts), **ts.notes}
+                                for ts in test_sets}}
+        inputs = {"code": code_fingerprint(), "versions": versions(), "data": data_doc}
+        ctx = provider.RowContext(suite, profile, prepared.sampler, train_cfg, n_steps, seed, db, inputs,
+                                  device=device, checkpoint_every=checkpoint_every, micro_batch=micro_batch,
+                                  workers=workers, recompute=recompute, progress=progress and rank == 0,
+                                  log=log if rank == 0 else (lambda *a: None))
+        if rank != 0:
+            provider.follow(entries, ctx)
+            return None
+        sha = suite_sha256(document)
+        run_id = new_run_id(sha)
+        run_provenance = provenance()
+        db.start_run(run_id, suite.name, sha, profile, seed, run_provenance, data_doc)
+        eval_log = EvalLog()
+        rows: dict[str, dict[str, list[dict]]] = {}
+        summaries: list[dict] = []
         try:
             for entry in entries:
-                rows, doc = _run_method(entry, ctx)
-                per_image += rows
-                method_docs.append(doc)
+                rows[entry.name], summary = _run_method(entry, ctx, test_sets, policy, run_id, timings, eval_log)
+                summaries.append(summary)
         except BaseException as exc:  # interrupted or failed: finished cells stay stored for the rerun
             db.end_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
+        timings.train, timings.eval, timings.metrics = ctx.train_seconds, eval_log.model_s, eval_log.metrics_s
 
-    frame = pd.DataFrame(per_image)
-    cells: dict[str, dict[str, dict[str, float]]] = {}
-    averages: dict[str, dict[str, float]] = {}
-    for entry in entries:
-        sub = frame[frame["method"] == entry.name]
-        cells[entry.name] = {
-            c.id: {**{m: float(sub[sub["column"] == c.id][m].mean()) for m in suite.metrics},
-                   "n_images": int((sub["column"] == c.id).sum())}
-            for c in suite.columns
-        }
-        # The paper's Average is the mean of the column means (checked against Table 1).
-        averages[entry.name] = {m: float(np.mean([cells[entry.name][c.id][m] for c in suite.columns])) for m in suite.metrics}
+        cells, averages = aggregate(suite, entries, rows)
+        results = RunResults(
+            run_id=run_id, suite=suite.name, suite_sha256=sha, suite_file=str(suite_path.resolve()),
+            suite_document=document, title=f"{suite.source}: {suite.title}", source=suite.source,
+            caption=suite.caption, profile=profile, profile_label=prepared.label,
+            comparable_with_paper=profile_cfg.comparable_with_paper, seed=seed, metrics=list(suite.metrics),
+            show_params=suite.show_params, layout=suite.layout, columns=suite.columns,
+            train={**train_cfg.model_dump(), "steps_run": n_steps,
+                   **({"micro_batch_override": micro_batch} if micro_batch else {})},
+            inference={"policy": policy.model_dump(), "description": policy.describe(), "device": device,
+                       "fallbacks": list(eval_log.events)},
+            data=data_doc, methods=[_method_doc(s) for s in summaries], cells=cells,
+            averages=averages, notes=list(eval_log.events), provenance=run_provenance,
+            per_image=_image_scores(suite, test_sets, entries, rows),
+        )
+        t_render = time.perf_counter()
+        from reports.formats import render
+        from reports.tables import run_tables
 
-    protocols = [get_protocol(m) for m in suite.metrics]
-    footnotes = [
-        f"{p.display}: protocol '{p.name}' — {p.channel}, {p.library}, window {p.window}, "
-        f"{p.quantisation}, border crop {p.border_crop}." for p in protocols
-    ]
-    if not profile_cfg.comparable_with_paper:
-        footnotes.append(f"{label}. Params are those of the small configurations trained here.")
-    results = {
-        "schema_version": SCHEMA_VERSION,
-        "suite": suite.name, "suite_sha256": suite_hash, "source": suite.source,
-        "title": f"{suite.source}: {suite.title}", "caption": suite.caption,
-        "profile": profile, "profile_label": label, "comparable_with_paper": profile_cfg.comparable_with_paper,
-        "seed": seed, "metrics": list(suite.metrics), "show_params": suite.show_params,
-        "layout": suite.layout.model_dump(),
-        "columns": [c.model_dump() for c in suite.columns],
-        "train": {**train_cfg.model_dump(), "steps_run": n_steps},
-        "run_id": run_id, "data": data_doc,
-        "methods": method_docs, "cells": cells, "averages": averages, "footnotes": footnotes,
-        "provenance": run_provenance, "timings": None,
-        "per_image": per_image,
-    }
-    t_render = time.perf_counter()
-    # the paper's printed rows stand beside the reproduced ones (ranked apart on the mini profile)
-    latex, html, text = report.render_all(results, paper=report.paper_rows(results))
-    timings.render = time.perf_counter() - t_render
-    results["timings"] = timings.as_dict()
+        tables = run_tables(results)  # the paper's printed rows stand beside the reproduced ones
+        latex, html, text = (render(fmt, tables) for fmt in ("latex", "html", "text"))
+        timings.render = time.perf_counter() - t_render
+        results.timings = timings.as_dict()
 
-    writer = RunWriter(pathlib.Path(results_root), suite.name, profile, run_id)
-    with writer:
-        writer.write_json("results.json", results)
-        writer.write_csv("per_image.csv", frame)
-        writer.write_text("table.tex", latex)
-        writer.write_text("table.html", html)
-        writer.write_text("table.txt", text)
-    with ResultsDB(pathlib.Path(results_root)) as db:
-        db.end_run(run_id, "complete", results["timings"])
+        writer = RunWriter(results_root, suite.name, profile, run_id)
+        with writer:
+            writer.write_text("results.json", dumps(results))
+            import pandas as pd
+
+            writer.write_csv("per_image.csv", pd.DataFrame(results.per_image_records()))
+            writer.write_text("table.tex", latex)
+            writer.write_text("table.html", html)
+            writer.write_text("table.txt", text)
+        db.end_run(run_id, "complete", results.timings)
     return RunOutcome(writer.final, results, text, timings)
 
 

@@ -3,10 +3,12 @@
 Layout::
 
     <results root>/<suite>/<profile>/<run id>/
-        results.json     provenance, per-cell means, per-image metrics (schema below)
+        results.json     the typed results document (harness.results)
         per_image.csv    method, column, dataset, image id, degradation, every metric
         table.tex  table.html  table.txt
     <results root>/<suite>/<profile>/LATEST   the id of the newest complete run
+    <results root>/results.sqlite             what has been computed, from which inputs (resume)
+    <results root>/models/<method key>.safetensors   trained weights, by the key of their inputs
 
 A run is assembled in a hidden staging folder and renamed into place only when every
 artefact is written, so an interrupted run leaves no half-written output behind.
@@ -20,6 +22,8 @@ import os
 import pathlib
 import platform
 import shutil
+import socket
+import sqlite3
 import subprocess
 import time
 from importlib import metadata
@@ -28,9 +32,7 @@ import pandas as pd
 
 from harness import atomic
 from harness.errors import HarnessError
-
-SCHEMA_VERSION = 1
-RESULTS_FILE = "results.json"
+from harness.results import strict_json
 
 
 def new_run_id(suite_hash: str) -> str:
@@ -58,6 +60,11 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def versions() -> dict:
+    """Versions of the libraries that decide a number (part of every cache key)."""
+    return {p: _version(p) for p in ("torch", "numpy", "pyiqa", "scikit-image", "opencv-python-headless", "pillow")}
 
 
 def provenance() -> dict:
@@ -94,7 +101,7 @@ class RunWriter:
         atomic.write_text(self.staging / name, text)
 
     def write_json(self, name: str, obj: dict) -> None:
-        self.write_text(name, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+        self.write_text(name, strict_json(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
         self.write_text(name, frame.to_csv(index=False))
@@ -115,23 +122,28 @@ def latest_run(root: pathlib.Path, suite: str, profile: str) -> pathlib.Path:
     return base / pointer.read_text().strip()
 
 
+def results_root_of(run_dir: pathlib.Path) -> pathlib.Path:
+    """The results root a published run folder ``<root>/<suite>/<profile>/<run id>`` belongs to."""
+    return pathlib.Path(run_dir).resolve().parents[2]
+
+
 def load_versioned_json(path: pathlib.Path, version_key: str, version: int, missing: str) -> dict:
     """Read a JSON document we wrote, refusing a missing, broken or differently versioned file."""
+    if path.is_dir():
+        raise HarnessError(f"{path} is a directory; give the JSON file")
     if not path.is_file():
         raise HarnessError(missing)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not a text file (expected JSON)") from None
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise HarnessError(f"{path}: expected a JSON object with '{version_key}', got a {type(doc).__name__}")
     if doc.get(version_key) != version:
         raise HarnessError(f"{path}: {version_key} {doc.get(version_key)} is not {version}")
     return doc
-
-
-def load_results(run_dir: pathlib.Path) -> dict:
-    path = pathlib.Path(run_dir) / RESULTS_FILE
-    return load_versioned_json(path, "schema_version", SCHEMA_VERSION,
-                               f"'{run_dir}' is not a run folder (no {RESULTS_FILE})")
 
 
 # --------------------------------------------------------------------------------------
@@ -143,6 +155,8 @@ DB_FILE = "results.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
+    pid INTEGER,                     -- the process that ran it, to find runs that died
+    host TEXT,
     suite TEXT NOT NULL,
     suite_sha256 TEXT NOT NULL,
     profile TEXT NOT NULL,
@@ -178,10 +192,11 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-# The code that decides a number: models, data, training, metrics, evaluation. Reports,
-# the CLI and the store do not, so editing them keeps cached results valid.
-RESULT_CODE = ("dacode", "baselines", "harness/data", "harness/train.py", "harness/metrics.py",
-               "harness/methods.py", "harness/runner.py")
+# The code that decides a number: models, data, training, evaluation, metrics, how rows become
+# models. Reports, the CLI, the runner's orchestration and the store do not, so editing them
+# keeps cached results valid. (Plug-in code is keyed per row: harness.methods.code_identity.)
+RESULT_CODE = ("dacode", "baselines", "harness/data", "harness/train.py", "harness/memory.py",
+               "harness/metrics.py", "harness/methods.py", "harness/evaluate.py", "harness/provider.py")
 
 
 def code_fingerprint() -> str:
@@ -203,17 +218,56 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def check_results_root(root: pathlib.Path) -> None:
+    """Refuse, before any compute and without creating anything, a results folder that cannot be
+    written: a file, or a folder (or its nearest existing parent) without write permission."""
+    root = pathlib.Path(root)
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"--results '{root}' is a file; give a folder for the results (it is created if absent)")
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HarnessError(f"--results '{root}': '{existing}' is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"the results folder '{existing}' is not writable; point --results elsewhere")
+    db = root / DB_FILE
+    if db.exists() and (not db.is_file() or not os.access(db, os.R_OK | os.W_OK)):
+        raise HarnessError(f"'{db}' cannot be read and written; move it aside or point --results elsewhere")
+
+
 class ResultsDB:
-    """An SQLite database per results root, in WAL mode so two runs can write at once."""
+    """An SQLite database per results root, in WAL mode so two runs can write at once.
+
+    Opening it checks, before any compute, that the root is writable and the database readable;
+    a damaged file is named and left as it is (never deleted or rewritten). Runs that a dead
+    process left ``running`` on this host are marked ``interrupted``."""
 
     def __init__(self, root: pathlib.Path):
-        import sqlite3
-
         root = pathlib.Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        check_results_root(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot create the results folder '{root}' ({exc.strerror or exc}); "
+                               "point --results elsewhere") from None
         self.path = root / DB_FILE
         self.models_dir = root / "models"
-        self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+        if self.path.exists() and not self.path.is_file():
+            raise HarnessError(f"'{self.path}' is not a file; move it aside or point --results elsewhere")
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise HarnessError(
+                f"the results database '{self.path}' is damaged ({exc}); it was left as it is. Move it aside "
+                "(its cached results are then recomputed) or point --results elsewhere"
+            ) from None
+        self._mark_dead_runs()
+
+    def _open(self) -> None:
         # Two processes opening a new database at once (torchrun ranks, parallel runs) can both
         # try to switch it to WAL; SQLite then answers "locked" without waiting, so retry.
         for attempt in range(50):
@@ -221,11 +275,24 @@ class ResultsDB:
                 self.conn.execute("PRAGMA busy_timeout=60000")
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.executescript(_SCHEMA)
-                break
+                self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()  # reads a page: finds damage now
+                columns = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+                for name, kind in (("pid", "INTEGER"), ("host", "TEXT")):  # databases of earlier versions
+                    if name not in columns:
+                        self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 49:
                     raise
                 time.sleep(0.1 + 0.05 * attempt)
+
+    def _mark_dead_runs(self) -> None:
+        host = socket.gethostname()
+        rows = self.conn.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)).fetchall()
+        for run_id, pid in rows:
+            if pid and not _alive(int(pid)):
+                self.conn.execute("UPDATE runs SET status = 'interrupted', finished_utc = ? WHERE run_id = ? "
+                                  "AND status = 'running'", (_now(), run_id))
 
     def close(self) -> None:
         self.conn.close()
@@ -240,16 +307,17 @@ class ResultsDB:
     def start_run(self, run_id: str, suite: str, suite_sha256: str, profile: str, seed: int,
                   provenance_doc: dict, data: dict) -> None:
         self.conn.execute(
-            "INSERT INTO runs (run_id, suite, suite_sha256, profile, seed, status, started_utc, provenance, data) "
-            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-            (run_id, suite, suite_sha256, profile, seed, _now(), json.dumps(provenance_doc), json.dumps(data)),
+            "INSERT INTO runs (run_id, pid, host, suite, suite_sha256, profile, seed, status, started_utc, provenance, "
+            "data) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, os.getpid(), socket.gethostname(), suite, suite_sha256, profile, seed, _now(),
+             strict_json(provenance_doc), strict_json(data)),
         )
 
     def end_run(self, run_id: str, status: str, timings: dict | None = None) -> None:
         """Mark a run complete, failed or interrupted (its finished cells stay for a rerun)."""
         self.conn.execute(
             "UPDATE runs SET status = ?, finished_utc = ?, timings = ? WHERE run_id = ?",
-            (status, _now(), json.dumps(timings), run_id),
+            (status, _now(), strict_json(timings), run_id),
         )
 
     def runs(self) -> list[dict]:
@@ -265,7 +333,7 @@ class ResultsDB:
     def put_method(self, method_key: str, name: str, doc: dict) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO methods (method_key, name, doc, created_utc) VALUES (?, ?, ?, ?)",
-            (method_key, name, json.dumps(doc), _now()),
+            (method_key, name, strict_json(doc), _now()),
         )
 
     def weights_path(self, method_key: str) -> pathlib.Path:
@@ -279,13 +347,26 @@ class ResultsDB:
         row = self.conn.execute("SELECT per_image FROM cells WHERE cell_key = ?", (cell_key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put_cell(self, cell_key: str, method_key: str, run_id: str, method: str, column_id: str, per_image: list[dict]) -> None:
+    def put_cell(self, cell_key: str, method_key: str, run_id: str, method: str, column_id: str, per_image: list[dict],
+                 *, replace: bool = False) -> None:
         # OR IGNORE: a concurrent run that computed the same cell from the same inputs wins; same numbers.
+        # ``replace`` (--recompute): the new numbers take the place of the cached ones.
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         self.conn.execute(
-            "INSERT OR IGNORE INTO cells (cell_key, method_key, run_id, method, column_id, per_image, created_utc) "
+            f"{verb} INTO cells (cell_key, method_key, run_id, method, column_id, per_image, created_utc) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (cell_key, method_key, run_id, method, column_id, json.dumps(per_image), _now()),
+            (cell_key, method_key, run_id, method, column_id, strict_json(per_image), _now()),
         )
 
     def count_cells(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

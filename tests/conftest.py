@@ -3,7 +3,9 @@ import os
 # Tests must behave the same on every machine: two CPU threads, no GPU surprises.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import harness  # noqa: E402,F401  (installs the torchvision shim before anything imports it)
+from harness._compat import install_torchvision_shim  # noqa: E402
+
+install_torchvision_shim()  # before any test imports torchvision (pyiqa, deformable-conv comparisons)
 
 import pytest  # noqa: E402
 

@@ -1,15 +1,14 @@
 """`dacode-bench compare`: a new method's row beside the paper's and the reproduced rows, with
 per-image significance; runs that cannot be compared are refused."""
 import contextlib
-import copy
 import io
 
 import pytest
+from report_helpers import fake_results, write_run
 
-from harness import compare
 from harness.cli import main
 from harness.errors import HarnessError
-from report_helpers import fake_results, write_run
+from reports import compare
 
 # six images: the fewest for which a two-sided Wilcoxon p can fall below 0.05 (2 / 2**6)
 IDS = tuple(f"img{i:02d}" for i in range(6))
@@ -20,10 +19,10 @@ def _runs(tmp_path, new_shift=1.0, ids=IDS):
     mine = fake_results("table1_three_task", methods=["DACode"], extra={"MyNet <b>&": new_shift},
                         image_ids=ids, run_id="run-mine")
     # the second run scored only the new row (as `run my_suite.yaml --methods "MyNet <b>&"` would)
-    mine["methods"] = [m for m in mine["methods"] if m["name"] != "DACode"]
-    for key in ("cells", "averages"):
-        mine[key].pop("DACode")
-    mine["per_image"] = [r for r in mine["per_image"] if r["method"] != "DACode"]
+    mine.methods = [m for m in mine.methods if m.name != "DACode"]
+    mine.cells.pop("DACode")
+    mine.averages.pop("DACode")
+    mine.per_image = [r for r in mine.per_image if r.method != "DACode"]
     return write_run(tmp_path / "a", official), write_run(tmp_path / "b", mine)
 
 
@@ -74,7 +73,7 @@ def test_few_images_say_why_nothing_is_significant(tmp_path):
 def test_incompatible_runs_are_refused(tmp_path):
     official = fake_results("table1_three_task")
     other_images = fake_results("table1_three_task", run_id="r2")
-    other_images["data"]["manifest_sha256"] = "f" * 64
+    other_images.data["manifest_sha256"] = "f" * 64
     with pytest.raises(HarnessError, match="other test images"):
         compare.compare([official, other_images])
     paper = fake_results("table1_three_task", profile="paper", run_id="r3")
@@ -90,13 +89,13 @@ def test_same_name_with_other_numbers_is_renamed(tmp_path):
     a = fake_results("table1_three_task", run_id="first")
     b = fake_results("table1_three_task", methods=["DACode"], seed=5, run_id="second")
     merged, notes = compare.merge([a, b])
-    assert [m["name"] for m in merged["methods"]][-1] == "DACode [second]"
+    assert [m.name for m in merged.methods][-1] == "DACode [second]"
     assert any("several runs" in n for n in notes)
-    again = copy.deepcopy(a)  # the same DACode row, reused by a later run
-    again.update(run_id="third", methods=[m for m in a["methods"] if m["name"] == "DACode"],
-                 per_image=[r for r in a["per_image"] if r["method"] == "DACode"])
+    again = a.model_copy(deep=True, update={  # the same DACode row, reused by a later run
+        "run_id": "third", "methods": [m for m in a.methods if m.name == "DACode"],
+        "per_image": [r for r in a.per_image if r.method == "DACode"]})
     same, notes = compare.merge([a, again])
-    assert len(same["methods"]) == 3 and not notes  # identical rows are shown once
+    assert len(same.methods) == 3 and not notes  # identical rows are shown once
 
 
 def test_cli_compare_writes_each_format(tmp_path):

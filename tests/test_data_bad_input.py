@@ -4,16 +4,20 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image
+from test_data_fixtures import make_root, save, suite_file
 
 from harness.data import check, config, paper
 from harness.data.errors import (
-    DataIntegrityError, DataMissingError, DataWarning, ImageConversionWarning, ImageReadError,
+    DataIntegrityError,
+    DataMissingError,
+    DataWarning,
+    ImageConversionWarning,
+    ImageReadError,
 )
 from harness.data.images import read_header, read_rgb
 from harness.data.sources import prepare
 from harness.errors import HarnessError
 from harness.suite import load_suite
-from test_data_fixtures import make_root, save, suite_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::harness.data.errors.DataWarning")
 

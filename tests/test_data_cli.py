@@ -4,10 +4,10 @@ import io
 import json
 
 import pytest
+from test_data_fixtures import make_root
 
 from harness.cli import main
 from harness.data import mini
-from test_data_fixtures import make_root
 
 
 def run(*args):

@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 import yaml
 from PIL import Image
+from suite_helpers import resolved
 
 from harness.data import catalog, layouts
 
@@ -75,9 +76,8 @@ def make_root(root: pathlib.Path, layout: str = "promptir", datasets=None, n: in
 
 def suite_file(tmp_path: pathlib.Path, base: str = "table1_three_task", columns=None, **changes) -> pathlib.Path:
     """A copy of a bundled suite with one tiny trainable row and a 32 px patch, optionally other columns."""
-    from harness.suite import SUITES_DIR
 
-    doc = yaml.safe_load((SUITES_DIR / f"{base}.yaml").read_text())
+    doc = resolved(base)
     doc["methods"] = [{"name": "Tiny", "model": "tiny"}]
     doc["reported"], doc["claims"] = [], []
     for profile in doc["profiles"].values():

@@ -3,14 +3,18 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from test_data_fixtures import make_root, suite_file, write_dataset
 
 from harness.data import catalog, check, config, layouts, paper
 from harness.data.errors import (
-    ColumnDataError, DataConfigError, DataIntegrityError, DataMissingError, UnknownDatasetError,
+    ColumnDataError,
+    DataConfigError,
+    DataIntegrityError,
+    DataMissingError,
+    UnknownDatasetError,
 )
 from harness.data.sources import prepare
 from harness.suite import load_suite
-from test_data_fixtures import make_root, suite_file, write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::harness.data.errors.DataWarning")
 
@@ -113,9 +117,9 @@ def test_malformed_config_yaml(tmp_path):
 
 def test_data_root_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(config.DATA_ENV, raising=False)
-    with pytest.raises(DataMissingError, match=r"--data-root DIR.*\$DACODE_BENCH_DATA"):
+    with pytest.raises(DataConfigError, match=r"--data-root DIR.*\$DACODE_BENCH_DATA"):
         config.resolve(None)
-    with pytest.raises(DataMissingError, match="does not exist"):
+    with pytest.raises(DataConfigError, match="does not exist"):
         config.resolve(tmp_path / "nowhere")
     monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
     assert config.resolve(None).roots == [(tmp_path, None)]

@@ -11,12 +11,12 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+from test_data_fixtures import image, make_root, save, suite_file, write_dataset
 
 from harness.data import catalog, check, config, hub, manifest, paper
 from harness.data.errors import ChecksumError, DataIntegrityError, DownloadError, NoPublicCopyError
 from harness.data.sources import prepare, structure
 from harness.suite import load_suite
-from test_data_fixtures import image, make_root, save, suite_file, write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::harness.data.errors.DataWarning")
 

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from test_data_fixtures import save
 
 from harness.data import dihedral
 from harness.data.catalog import column_data
@@ -12,7 +13,6 @@ from harness.data.check import Item
 from harness.data.errors import DataIntegrityError
 from harness.data.torch_dataset import PatchDataset
 from harness.data.training import MixturePart, MixtureSampler, TrainSource, mixture_for
-from test_data_fixtures import save
 
 
 def _columns(*specs):

@@ -2,12 +2,20 @@
 import numpy as np
 import pytest
 
-from harness.data import center_crop_multiple, dihedral
-from harness.data import mini
+from harness.data import center_crop_multiple, dihedral, mini
 from harness.data.catalog import CDD11_TYPES
 from harness.data.degradations import (
-    add_gaussian_noise, add_haze, add_low_light, add_motion_blur, add_rain, add_snow, compose, degrade,
-    legacy_noise_stream, motion_kernel, seed_for,
+    add_gaussian_noise,
+    add_haze,
+    add_low_light,
+    add_motion_blur,
+    add_rain,
+    add_snow,
+    compose,
+    degrade,
+    legacy_noise_stream,
+    motion_kernel,
+    seed_for,
 )
 
 

@@ -20,8 +20,8 @@ def _run(tmp_path, name, **kw):
 def test_same_seed_gives_bit_identical_metrics_and_labelled_artefacts(tmp_path):
     first = _run(tmp_path, "a", steps=3)
     second = _run(tmp_path, "b", steps=3)
-    metrics_a = [(r["method"], r["column"], r["image_id"], r["psnr_y"], r["ssim_y"]) for r in first.results["per_image"]]
-    metrics_b = [(r["method"], r["column"], r["image_id"], r["psnr_y"], r["ssim_y"]) for r in second.results["per_image"]]
+    metrics_a = [(r.method, r.column, r.image_id, r.values) for r in first.results.per_image]
+    metrics_b = [(r.method, r.column, r.image_id, r.values) for r in second.results.per_image]
     assert metrics_a == metrics_b  # exact float equality
     assert {m for m, *_ in metrics_a} == {"AirNet", "PromptIR", "DACode"}
     assert len(metrics_a) == 3 * 5 * len(mini.TEST_IMAGES)
@@ -35,13 +35,13 @@ def test_same_seed_gives_bit_identical_metrics_and_labelled_artefacts(tmp_path):
     assert set(doc["timings"]) >= {"data_s", "train_s", "eval_s", "metrics_s", "render_s"}
     # the Average column is the mean of the five column means
     dacode = doc["cells"]["DACode"]
-    assert doc["averages"]["DACode"]["psnr_y"] == pytest.approx(np.mean([v["psnr_y"] for v in dacode.values()]))
+    assert doc["averages"]["DACode"]["psnr_y"] == pytest.approx(np.mean([v["values"]["psnr_y"] for v in dacode.values()]))
     assert all(m["params"] > 0 for m in doc["methods"])
 
 
 def test_trained_mini_dacode_beats_the_identity_on_sigma25(tmp_path):
     outcome = _run(tmp_path, "dacode", method_names=["DACode"])
-    dacode_psnr = outcome.results["cells"]["DACode"]["bsd68_s25"]["psnr_y"]
+    dacode_psnr = outcome.results.cell_value("DACode", "bsd68_s25", "psnr_y")
     test_set = mini.test_set("bsd68_s25", "bsd68", "denoise", 25)
     degraded = to_tensor(np.stack([p.degraded for p in test_set.pairs]))
     clean = to_tensor(np.stack([p.clean for p in test_set.pairs]))

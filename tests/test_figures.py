@@ -6,10 +6,10 @@ import torch
 pytest.importorskip("matplotlib", reason="matplotlib is needed for the figures (pip install matplotlib)")
 
 import dacode  # noqa: E402
-from harness import figures  # noqa: E402
 from harness import data as hdata  # noqa: E402
 from harness.data import Pair, mini  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
+from reports import figures  # noqa: E402
 
 LABEL = mini.LABEL
 

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 import yaml
+from suite_helpers import resolved
 
 from harness import methods
 from harness.cli import main
 from harness.runner import run_suite
-from harness.suite import SUITES_DIR
 
 
 class Tiny(torch.nn.Module):
@@ -27,7 +27,7 @@ class Tiny(torch.nn.Module):
 
 @pytest.fixture()
 def suite(tmp_path):
-    doc = yaml.safe_load((SUITES_DIR / "table1_three_task.yaml").read_text())
+    doc = resolved("table1_three_task")
     doc["methods"] = [{"name": "A", "model": "tiny"}, {"name": "B", "model": "tiny", "kwargs": {"width": 1}}]
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
@@ -64,7 +64,7 @@ def test_gate_passes_identical_rerun_and_fails_on_drift(tmp_path, monkeypatch, s
     assert "A / sots / psnr_y" in out and "vs golden" in out
 
     # a looser tolerance lets the same drift through only if it is larger than the drift
-    drift = abs(perturbed.results["cells"]["A"]["sots"]["psnr_y"] - first.results["cells"]["A"]["sots"]["psnr_y"])
+    drift = abs(perturbed.results.cell_value("A", "sots", "psnr_y") - first.results.cell_value("A", "sots", "psnr_y"))
     assert drift > 0.05
 
 

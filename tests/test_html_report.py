@@ -9,11 +9,12 @@ import subprocess
 
 import pytest
 import torch
+from report_helpers import fake_results, write_run
 
-from harness import html_report, methods
+from harness import methods
 from harness.cli import main
 from harness.suite import load_suite
-from report_helpers import fake_results, write_run
+from reports import page as html_report
 
 HOSTILE = "<script>console.error('xss')</script> & Co"
 ARTEFACTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "test-artefacts"
@@ -28,7 +29,7 @@ def _cli(*args):
 
 def _doc():
     doc = fake_results("table1_three_task", extra={HOSTILE: 0.5}, run_id="20250101T000000-report-1")
-    doc["caption"] = doc["caption"] + " <img src=x onerror=alert(1)>"
+    doc.caption = doc.caption + " <img src=x onerror=alert(1)>"
     return doc
 
 
@@ -38,9 +39,10 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     doc = _doc()
     run = write_run(root, doc)
-    entry = next(m for m in load_suite("table1_three_task").methods if m.name == "DACode")
+    suite = load_suite("table1_three_task")
+    entry = next(m for m in suite.methods if m.name == "DACode")
     torch.manual_seed(0)
-    model, _ = methods.instantiate(entry, "mini")
+    model, _ = methods.instantiate(entry, methods.row_kwargs(entry, "mini", suite.profiles["mini"]))
     from safetensors.torch import save_file
 
     (root / "models").mkdir()
@@ -89,7 +91,7 @@ def test_cli_report_without_figures(run_dir, tmp_path):
     html = out.read_text()
     assert "figures not drawn (--no-figures)" in html and "data:image/png" not in html
     code, _, err = _cli("report", str(tmp_path / "nothing-here"))
-    assert code == 2 and err.startswith("error: ") and "not a run folder" in err
+    assert code == 2 and err.startswith("error: ") and "does not exist" in err and len(err.splitlines()) == 1
 
 
 # -- in a real browser ----------------------------------------------------------------------------

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data.images import bundled_image, center_square
 from harness.data.degradations import add_gaussian_noise
+from harness.data.images import bundled_image, center_square
 from harness.errors import HarnessError
 from harness.metrics import score
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data_fixtures import make_root, suite_file
 
 from harness import methods
 from harness.data import paper
@@ -13,7 +14,6 @@ from harness.data.sources import prepare
 from harness.errors import DataMissingError, HarnessError
 from harness.runner import run_suite
 from harness.suite import load_suite
-from test_data_fixtures import make_root, suite_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::harness.data.errors.DataWarning")  # the fixture's counts
 
@@ -84,12 +84,12 @@ def test_paper_profile_runs_on_fixture(data_root, tiny_suite, tmp_path):
 def test_missing_data_stops_before_training(data_root, tiny_suite, tmp_path, monkeypatch):
     import shutil
 
-    from harness import runner
+    from harness import provider
 
     def must_not_train(*a, **k):
         raise AssertionError("training started despite missing data")
 
-    monkeypatch.setattr(runner, "train", must_not_train)
+    monkeypatch.setattr(provider, "train", must_not_train)
     shutil.rmtree(data_root / "Train/Derain/gt")
     with pytest.raises(DataMissingError, match=r"(?s)icst\.pku\.edu\.cn.*missing .*Train/Derain/gt"):
         run_suite(str(tiny_suite), profile="paper", data_root=data_root, results_root=tmp_path / "res", progress=False)
@@ -97,9 +97,9 @@ def test_missing_data_stops_before_training(data_root, tiny_suite, tmp_path, mon
 
 
 def test_bad_data_is_refused_before_training(data_root, tiny_suite, tmp_path, monkeypatch):
-    from harness import runner
+    from harness import provider
 
-    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("training started despite bad data"))
+    monkeypatch.setattr(provider, "train", lambda *a, **k: pytest.fail("training started despite bad data"))
     (data_root / "test/derain/Rain100L/input/2.png").write_bytes(b"not a png")
     with pytest.raises(HarnessError, match=r"(?s)nothing was trained.*FAIL  rain100l.*unreadable.*input/2\.png"):
         run_suite(str(tiny_suite), profile="paper", data_root=data_root, results_root=tmp_path / "res", progress=False)

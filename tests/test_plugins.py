@@ -6,11 +6,11 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from suite_helpers import resolved
 
 from harness.data import mini
 from harness.errors import HarnessError
 from harness.runner import run_suite
-from harness.suite import SUITES_DIR
 
 USER_MODULE = textwrap.dedent('''
     import torch
@@ -46,7 +46,7 @@ def user_package(tmp_path, monkeypatch):
 
 
 def _suite(tmp_path, methods):
-    doc = yaml.safe_load((SUITES_DIR / "table1_three_task.yaml").read_text())
+    doc = resolved("table1_three_task")
     doc["methods"] = methods
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
@@ -64,18 +64,17 @@ def test_dotted_path_and_entry_point_rows(user_package, tmp_path):
         {"name": "Mine (entry point)", "model": "my-restorer", "kwargs": {"width": 6}},
     ])
     outcome = _run(suite, tmp_path)
-    docs = {m["name"]: m for m in outcome.results["methods"]}
-    assert docs["Mine (dotted)"]["params"] == docs["Mine (entry point)"]["params"] == (3 * 6 * 9 + 6) + (6 * 3 * 9 + 3)
+    docs = {m.name: m for m in outcome.results.methods}
+    assert docs["Mine (dotted)"].params == docs["Mine (entry point)"].params == (3 * 6 * 9 + 6) + (6 * 3 * 9 + 3)
     # same builder, same seed, same data: identical rows
-    cells = outcome.results["cells"]
+    cells = outcome.results.cells
     assert cells["Mine (dotted)"] == cells["Mine (entry point)"]
     assert "Mine (dotted)" in outcome.text_table
 
 
 def test_checkpoint_is_loaded_instead_of_training(user_package, tmp_path):
-    from safetensors.torch import save_file
-
     import my_restorer
+    from safetensors.torch import save_file
 
     torch.manual_seed(5)
     reference = my_restorer.build(width=4).eval()
@@ -83,8 +82,8 @@ def test_checkpoint_is_loaded_instead_of_training(user_package, tmp_path):
     suite = _suite(tmp_path, [{"name": "Mine", "build": "my_restorer:build",
                                "checkpoint": str(tmp_path / "weights.safetensors")}])
     outcome = _run(suite, tmp_path)
-    doc = outcome.results["methods"][0]
-    assert doc["train"] is None and len(doc["checkpoint_sha256"]) == 64
+    doc = outcome.results.methods[0]
+    assert doc.train is None and len(doc.checkpoint_sha256) == 64
     # the stored score is the reference model's score on the same test image
     from harness.metrics import score
     from harness.train import to_tensor
@@ -92,12 +91,12 @@ def test_checkpoint_is_loaded_instead_of_training(user_package, tmp_path):
     pair = mini.test_set("bsd68_s25", "bsd68", "denoise", 25).pairs[0]
     with torch.no_grad():
         expected = score("psnr_y", reference(to_tensor(pair.degraded[None])).clamp(0, 1), to_tensor(pair.clean[None])).item()
-    stored = next(r for r in outcome.results["per_image"] if r["column"] == "bsd68_s25" and r["image_id"] == pair.image_id)
-    assert stored["psnr_y"] == expected
+    stored = next(r for r in outcome.results.per_image if r.column == "bsd68_s25" and r.image_id == pair.image_id)
+    assert stored.values["psnr_y"] == expected
 
 
 def test_outputs_folder_is_scored_without_a_model(tmp_path):
-    suite_doc = yaml.safe_load((SUITES_DIR / "table1_three_task.yaml").read_text())
+    suite_doc = resolved("table1_three_task")
     outputs = tmp_path / "restored"
     for column in suite_doc["columns"]:
         test_set = mini.test_set(column["id"], column["dataset"], column["task"], column.get("sigma"))
@@ -105,9 +104,9 @@ def test_outputs_folder_is_scored_without_a_model(tmp_path):
         for pair in test_set.pairs:  # a perfect method: returns the ground truth
             Image.fromarray(pair.clean).save(outputs / column["id"] / f"{pair.image_id}.png")
     outcome = _run(_suite(tmp_path, [{"name": "Oracle", "outputs": str(outputs)}]), tmp_path)
-    for values in outcome.results["cells"]["Oracle"].values():
-        assert values["ssim_y"] == pytest.approx(1.0) and values["psnr_y"] > 70
-    assert outcome.results["methods"][0]["params_display"] == "-"
+    for cell in outcome.results.cells["Oracle"].values():
+        assert cell.values["ssim_y"] == pytest.approx(1.0) and cell.values["psnr_y"] > 70
+    assert outcome.results.methods[0].params_display == "-"
 
 
 def test_outputs_folder_missing_images(tmp_path):
@@ -151,15 +150,14 @@ def test_a_row_needs_exactly_one_source(tmp_path):
 
 def test_checkpoints_option_replaces_training(user_package, tmp_path):
     """`--checkpoints NAME=PATH` (run_suite(checkpoints=...)) loads weights for that row."""
-    from safetensors.torch import save_file
-
     import my_restorer
+    from safetensors.torch import save_file
 
     torch.manual_seed(9)
     save_file(my_restorer.build(width=4).state_dict(), str(tmp_path / "w.safetensors"))
     suite = _suite(tmp_path, [{"name": "Mine", "build": "my_restorer:build"}])
     outcome = _run(suite, tmp_path, checkpoints={"mine": str(tmp_path / "w.safetensors")})
-    doc = outcome.results["methods"][0]
-    assert doc["train"] is None and doc["checkpoint"] == str(tmp_path / "w.safetensors")
+    doc = outcome.results.methods[0]
+    assert doc.train is None and doc.checkpoint == str(tmp_path / "w.safetensors")
     with pytest.raises(HarnessError, match="--checkpoints names row 'Other'.*rows: Mine"):
         _run(suite, tmp_path, checkpoints={"Other": str(tmp_path / "w.safetensors")})

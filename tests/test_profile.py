@@ -1,7 +1,7 @@
 """Profiling against hand counts: parameters, FLOPs (including fused attention), latency, memory."""
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from harness import methods
 from harness.profile import count_flops, count_parameters, cpu_peak_memory, measure_latency, profile_method

@@ -1,14 +1,15 @@
 """An interrupted run resumes where it stopped: nothing lost, nothing duplicated, same numbers."""
 import pytest
 
-from harness import runner, train as train_module
+from harness import provider, runner
+from harness import train as train_module
 from harness.store import ResultsDB
 
 pytestmark = pytest.mark.slow
 
 
 def _metrics(outcome):
-    return [(r["method"], r["column"], r["image_id"], r["psnr_y"], r["ssim_y"]) for r in outcome.results["per_image"]]
+    return [(r.method, r.column, r.image_id, r.values["psnr_y"], r.values["ssim_y"]) for r in outcome.results.per_image]
 
 
 def _run(root, log=None):
@@ -73,7 +74,7 @@ def test_a_second_identical_run_computes_nothing(tmp_path, monkeypatch, uninterr
         raise AssertionError("a cached cell was recomputed")
 
     monkeypatch.setattr(runner, "evaluate", must_not_run)
-    monkeypatch.setattr(runner, "train", must_not_run)
+    monkeypatch.setattr(provider, "train", must_not_run)
     again = _run(tmp_path)
     assert _metrics(again) == uninterrupted
     assert len(list((tmp_path / "table1_three_task" / "mini").glob("2*"))) == 2  # both runs kept

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.store import RunWriter, latest_run, load_results
+from harness.results import load
+from harness.store import RunWriter, latest_run
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -23,20 +24,26 @@ def test_runs_are_kept_and_latest_points_to_newest(tmp_path):
         with RunWriter(tmp_path, "suite", "mini", run_id) as w:
             w.write_json("results.json", {"schema_version": 1, "id": run_id})
     assert latest_run(tmp_path, "suite", "mini").name == "run2"
-    assert load_results(tmp_path / "suite" / "mini" / "run1")["id"] == "run1"
+    assert json.loads((tmp_path / "suite" / "mini" / "run1" / "results.json").read_text())["id"] == "run1"
     with pytest.raises(HarnessError, match="already exists; refusing to overwrite"):
         RunWriter(tmp_path, "suite", "mini", "run1")
 
 
 def test_load_results_errors(tmp_path):
     with pytest.raises(HarnessError, match="not a run folder"):
-        load_results(tmp_path)
+        load(tmp_path)
     (tmp_path / "results.json").write_text("{broken")
     with pytest.raises(HarnessError, match="not valid JSON"):
-        load_results(tmp_path)
+        load(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"schema_version": 99}))
-    with pytest.raises(HarnessError, match="schema_version 99"):
-        load_results(tmp_path)
+    with pytest.raises(HarnessError, match="schema_version 99 is not 2"):
+        load(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 2, "run_id": "x"}))
+    with pytest.raises(HarnessError, match="not a valid results document: suite: Field required"):
+        load(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(HarnessError, match="a results document is a JSON object, not list"):
+        load(tmp_path)
 
 
 def _write_cells(args):

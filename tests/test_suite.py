@@ -3,6 +3,7 @@ import pathlib
 
 import pytest
 import yaml
+from suite_helpers import resolved
 
 from harness.errors import HarnessError
 from harness.suite import SUITES_DIR, available_suites, load_suite
@@ -74,21 +75,21 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_unknown_key_is_named(tmp_path):
-    doc = yaml.safe_load(TABLE1.read_text())
+    doc = resolved("table1_three_task")
     doc["columns"][1]["sgima"] = 3
     with pytest.raises(HarnessError, match=r"suite\.yaml: columns\[1\]\.sgima: Extra inputs are not permitted"):
         load_suite(str(_write(tmp_path, doc)))
 
 
 def test_denoise_column_needs_sigma(tmp_path):
-    doc = yaml.safe_load(TABLE1.read_text())
+    doc = resolved("table1_three_task")
     del doc["columns"][2]["sigma"]
     with pytest.raises(HarnessError, match="denoise column needs 'sigma'"):
         load_suite(str(_write(tmp_path, doc)))
 
 
 def test_reported_row_with_unknown_column(tmp_path):
-    doc = yaml.safe_load(TABLE1.read_text())
+    doc = resolved("table1_three_task")
     doc["reported"][0]["cells"]["gopro"] = [1.0, 0.5]
     with pytest.raises(HarnessError, match="unknown columns \\['gopro'\\]"):
         load_suite(str(_write(tmp_path, doc)))

@@ -18,8 +18,8 @@ The runner calls one function, ``harness.data.sources.prepare``. Behind it:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -33,12 +33,53 @@ class Pair:
     clean: np.ndarray
 
 
-@dataclass
+@dataclass(frozen=True)
+class TestItem:
+    """One test image before it is read: its id, its size as scored (H, W) and how to load it."""
+
+    __test__ = False  # not a pytest test class
+
+    image_id: str
+    shape: tuple[int, int]
+    load: Callable[[], Pair]
+
+
 class TestSet:
-    column_id: str
-    dataset_id: str
-    pairs: list[Pair]
-    notes: dict[str, str] = field(default_factory=dict)
+    """The test images of one table column.
+
+    A set is a list of :class:`TestItem`: evaluation loads (reads, crops, degrades) the images of
+    one batch at a time, so memory does not grow with the set (GoPro's 1,111 test pairs are about
+    6 GB decoded). Small sets (the mini profile, tests) can be given as ready ``pairs``.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, column_id: str, dataset_id: str, pairs: list[Pair] | None = None,
+                 notes: dict[str, str] | None = None, *, items: list[TestItem] | None = None):
+        if (pairs is None) == (items is None):
+            raise ValueError("give a TestSet either pairs or items")
+        self.column_id = column_id
+        self.dataset_id = dataset_id
+        self.notes = dict(notes or {})
+        if items is None:
+            items = [TestItem(p.image_id, tuple(p.clean.shape[:2]), (lambda p=p: p)) for p in pairs]
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return [i.image_id for i in self.items]
+
+    @property
+    def pairs(self) -> list[Pair]:
+        """Every pair, loaded now (for small sets and scripts; evaluation streams ``items``)."""
+        return [i.load() for i in self.items]
+
+    def head(self, n: int | None) -> "TestSet":
+        """The first ``n`` images (all when None), still lazy."""
+        return TestSet(self.column_id, self.dataset_id, notes=self.notes, items=self.items[:n])
 
 
 class PatchSampler(Protocol):

@@ -21,6 +21,7 @@ parts may be written in any order (``haze_low`` = ``low_haze``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from harness.data.errors import ColumnDataError, UnknownDatasetError
 
@@ -35,25 +36,57 @@ CDD11_CLEAR = "clear"
 # synthetic composite *applies* them is a different, physical one: harness.data.degradations.
 CDD11_NAME_ORDER = ("low", "haze", "rain", "snow")
 
-# Pairing rules: how an input file's stem names its target's stem (targets match by stem, any suffix).
-PAIRING_RULES = {
-    "clean_only": "clean images only; the degradation is synthesised (noise per image)",
-    "same_name": "input/x.png ↔ target/x.png (same stem)",
-    "haze_prefix": "input/0001_0.8_0.2.jpg → target/0001.png (stem up to the first '_'; PromptIR _get_gt_path)",
-    "rain": "rainy/rain-N.png → gt/norain-N.png (PromptIR _get_gt_name), else the same stem",
-    "cdd11": "<type>/x.png ↔ clear/x.png (OneRestore README)",
-}
+@dataclass(frozen=True)
+class PairingRule:
+    """How an input file's stem names its target's stem (targets match by stem, any suffix)."""
+
+    name: str
+    description: str
+    targets: Callable[[str], tuple[str, ...]] | None  # input stem → candidate target stems, best first
+
+
+def _rain_targets(stem: str) -> tuple[str, ...]:
+    return ("no" + stem, stem) if stem.startswith("rain-") else (stem,)
+
+
+PAIRING_RULES: dict[str, PairingRule] = {r.name: r for r in (
+    PairingRule("clean_only", "clean images only; the degradation is synthesised (noise per image)", None),
+    PairingRule("same_name", "input/x.png ↔ target/x.png (same stem)", lambda stem: (stem,)),
+    PairingRule("haze_prefix", "input/0001_0.8_0.2.jpg → target/0001.png (stem up to the first '_'; PromptIR "
+                "_get_gt_path)", lambda stem: (stem.split("_")[0],)),
+    PairingRule("rain", "rainy/rain-N.png → gt/norain-N.png (PromptIR _get_gt_name), else the same stem",
+                _rain_targets),
+    PairingRule("cdd11", "<type>/x.png ↔ clear/x.png (OneRestore README)", lambda stem: (stem,)),
+)}
 
 
 def target_stems(rule: str, stem: str) -> tuple[str, ...]:
     """Candidate target stems for an input stem under a pairing rule, in order of preference."""
-    if rule in ("same_name", "cdd11"):
-        return (stem,)
-    if rule == "haze_prefix":
-        return (stem.split("_")[0],)
-    if rule == "rain":
-        return ("no" + stem, stem) if stem.startswith("rain-") else (stem,)
-    raise ValueError(f"pairing rule '{rule}' has no targets")
+    targets = PAIRING_RULES[rule].targets
+    if targets is None:
+        raise ValueError(f"pairing rule '{rule}' has no targets")
+    return targets(stem)
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """How a dataset is stored: which folders a config names, what one item is, whether the
+    degraded input is made here and whether items come in groups (CDD-11's type folders).
+    ``harness.data.check.COLLECTORS`` lists a kind's files; this says what they are."""
+
+    name: str
+    roles: tuple[str, ...]  # the folder roles a config entry gives (dacode-bench-data.yaml)
+    unit: str  # "image" or "pair"
+    synthesised_input: bool  # clean images only: the harness adds the degradation (noise)
+    grouped: bool  # items in type folders beside a shared target folder
+    description: str
+
+
+DATASET_KINDS: dict[str, DatasetKind] = {k.name: k for k in (
+    DatasetKind("clean", ("clean",), "image", True, False, "clean images only"),
+    DatasetKind("paired", ("input", "target"), "pair", False, False, "an input folder and a target folder"),
+    DatasetKind("cdd11", ("root",), "pair", False, True, "one folder per degradation type beside clear/"),
+)}
 
 
 @dataclass(frozen=True)
@@ -62,7 +95,7 @@ class DatasetInfo:
     title: str
     split: str  # "test" | "train"
     task: str  # the Column.task it serves
-    kind: str  # "clean" (clean images only) | "paired" (input + target) | "cdd11" (type folders + clear)
+    kind: str  # key of DATASET_KINDS: "clean" | "paired" | "cdd11"
     pairing: str  # key of PAIRING_RULES
     expected_count: int | None  # pairs (paired), images (clean) or pairs per type (cdd11)
     count_verified: bool  # False: a mismatch is a warning, not an error
@@ -71,6 +104,10 @@ class DatasetInfo:
     train_set: str | None = None  # test sets: the training set of the paper's mixture
     repeat: int = 1  # training sets: repetition factor per epoch (per σ for denoising)
     repeat_source: str = ""
+
+    @property
+    def kind_spec(self) -> DatasetKind:
+        return DATASET_KINDS[self.kind]
 
 
 _RESIDE = "RESIDE, https://sites.google.com/view/reside-dehaze-datasets"
@@ -164,7 +201,7 @@ def column_data(column) -> ColumnData:
         hint = " (CDD-11 columns use task 'composite' with parts '<type>', e.g. parts: haze)" if info.id == "cdd11" else ""
         raise ColumnDataError(f"{where}: dataset '{info.id}' is a {info.task} set, not {column.task}{hint}")
     parts = getattr(column, "parts", None)
-    if info.kind == "cdd11":
+    if info.kind_spec.grouped:
         if not parts:
             raise ColumnDataError(f"{where}: a cdd11 column needs 'parts', one of {', '.join(CDD11_TYPES)}")
         try:

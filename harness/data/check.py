@@ -45,6 +45,7 @@ class DatasetCheck:
     groups: tuple[str, ...] = ("",)  # CDD-11 types checked, else ("",)
     items: dict[str, list[Item]] = field(default_factory=dict)  # group → items
     files: list[pathlib.Path] = field(default_factory=list)  # every image file the set consists of
+    headers: dict[pathlib.Path, ImageHeader] = field(default_factory=dict)  # read by the image check
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     structural: bool = False  # folders missing or empty: nothing further was checked
@@ -61,9 +62,9 @@ class DatasetCheck:
         return len(self.items.get(group, []))
 
     def summary(self) -> str:
-        unit = "image" if self.info.kind == "clean" else "pair"
+        unit = self.info.kind_spec.unit
         expected = self.info.expected_count
-        if self.info.kind == "cdd11":
+        if self.info.kind_spec.grouped:
             counts = ", ".join(f"{g} {self.count(g)}" for g in self.groups)
             exp = f" (expected {expected} per type{'' if self.info.count_verified else ', unverified'})" if expected else ""
             return f"{unit}s per type: {counts}{exp}"
@@ -116,7 +117,7 @@ def _pair(check: DatasetCheck, group: str, inputs: list[pathlib.Path], target_di
     if unpaired:
         check.errors.append(
             f"{len(unpaired)} input(s) without a target in {target_dir}, e.g. {_examples([n for n, _ in unpaired])} "
-            f"(expected a target named '{unpaired[0][1]}.*'; rule: {catalog.PAIRING_RULES[rule]})"
+            f"(expected a target named '{unpaired[0][1]}.*'; rule: {catalog.PAIRING_RULES[rule].description})"
         )
     orphans = [p.name for stem, p in by_stem.items() if stem not in used]
     if orphans:
@@ -139,7 +140,7 @@ def _structure(check: DatasetCheck, groups: tuple[str, ...]) -> None:
     if check.errors:
         check.structural = True
         return
-    if check.info.kind == "cdd11":
+    if check.info.kind_spec.grouped:
         root = folders.roles["root"][0]
         for name in (CDD11_CLEAR, *groups):
             sub = root / name
@@ -162,7 +163,7 @@ def _counts(check: DatasetCheck, counts_policy: str) -> None:
     if info.expected_count is None:
         return
     strict = info.split == "test" and info.count_verified and counts_policy == "strict"
-    unit = "image" if info.kind == "clean" else "pair"
+    unit = info.kind_spec.unit
     for group in check.groups:
         n = check.count(group)
         if n == info.expected_count:
@@ -188,7 +189,7 @@ def _images(check: DatasetCheck, images: str, crop_multiple: int | None, min_siz
     if images == "none" or not files:
         return
     full = images == "full"
-    headers: dict[pathlib.Path, ImageHeader] = {}
+    headers = check.headers
     unreadable: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = pool.map(lambda p: _safe_inspect(p, full), files)
@@ -238,7 +239,7 @@ def _safe_inspect(path: pathlib.Path, full: bool) -> ImageHeader | str:
 
 def start(folders: DatasetFolders, groups: tuple[str, ...] | None = None) -> DatasetCheck:
     """Phase 1 (cheap): are the folders there and non-empty? ``groups``: CDD-11 types (default all 11)."""
-    groups = (tuple(groups) if groups else CDD11_TYPES) if folders.info.kind == "cdd11" else ("",)
+    groups = (tuple(groups) if groups else CDD11_TYPES) if folders.info.kind_spec.grouped else ("",)
     check = DatasetCheck(folders, groups)
     _structure(check, groups)
     return check
@@ -263,34 +264,45 @@ def complete(
         raise ValueError(f"images must be one of {IMAGE_CHECKS}")
     if check.structural:
         return check
-    info, folders = check.info, check.folders
-    if info.kind == "clean":
-        files = [p for folder in folders.roles["clean"] for p in list_images(folder)]
-        if info.split == "test":
-            _, dupes = _by_stem(files)
-            for stem, paths in dupes.items():
-                check.errors.append(f"image id '{stem}' occurs {len(paths)} times: {_examples([str(p) for p in paths])}; "
-                                    "test image ids must be unique")
-        check.items[""] = [Item(p.stem, p) for p in files]
-        check.files = files
-    elif info.kind == "paired":
-        inputs = [p for folder in folders.roles["input"] for p in list_images(folder)]
-        target_dir = folders.roles["target"][0]
-        targets = list_images(target_dir)
-        _pair(check, "", inputs, target_dir, targets, info.pairing)
-        check.files = inputs + targets
-    else:
-        root = folders.roles["root"][0]
-        clear = list_images(root / CDD11_CLEAR)
-        check.files = list(clear)
-        for group in check.groups:
-            inputs = list_images(root / group)
-            _pair(check, group, inputs, root / CDD11_CLEAR, clear, "cdd11")
-            check.files += inputs
+    info = check.info
+    COLLECTORS[info.kind](check)
     _counts(check, counts_policy)
     _images(check, images, crop_multiple if info.split == "test" else None,
             min_size if info.split == "train" else None, jobs)
     return check
+
+
+def _collect_clean(check: DatasetCheck) -> None:
+    files = [p for folder in check.folders.roles["clean"] for p in list_images(folder)]
+    if check.info.split == "test":
+        _, dupes = _by_stem(files)
+        for stem, paths in dupes.items():
+            check.errors.append(f"image id '{stem}' occurs {len(paths)} times: {_examples([str(p) for p in paths])}; "
+                                "test image ids must be unique")
+    check.items[""] = [Item(p.stem, p) for p in files]
+    check.files = files
+
+
+def _collect_paired(check: DatasetCheck) -> None:
+    inputs = [p for folder in check.folders.roles["input"] for p in list_images(folder)]
+    target_dir = check.folders.roles["target"][0]
+    targets = list_images(target_dir)
+    _pair(check, "", inputs, target_dir, targets, check.info.pairing)
+    check.files = inputs + targets
+
+
+def _collect_grouped(check: DatasetCheck) -> None:
+    root = check.folders.roles["root"][0]
+    clear = list_images(root / CDD11_CLEAR)
+    check.files = list(clear)
+    for group in check.groups:
+        inputs = list_images(root / group)
+        _pair(check, group, inputs, root / CDD11_CLEAR, clear, check.info.pairing)
+        check.files += inputs
+
+
+# How each dataset kind (harness.data.catalog.DATASET_KINDS) lists and pairs its files.
+COLLECTORS = {"clean": _collect_clean, "paired": _collect_paired, "cdd11": _collect_grouped}
 
 
 def scan(folders: DatasetFolders, *, groups: tuple[str, ...] | None = None, **options) -> DatasetCheck:
@@ -329,3 +341,47 @@ def format_report(checks: list[DatasetCheck], header: list[str]) -> str:
         lines.append(f"result: all {len(checks)} dataset(s) usable"
                      + (f"; {len(warned)} with warnings (marked !)" if warned else "") + ".")
     return "\n".join(lines)
+
+
+# -- raising what a check found (shared by prepare, data check and paper.test_set) --------------
+
+
+def raise_if_missing(found: list[DatasetCheck], sources) -> None:
+    """Phase 1 failed somewhere: raise DataMissingError naming every missing or empty folder."""
+    from harness.data.errors import DataMissingError
+    from harness.data.hub import HUB_SOURCES
+
+    broken = [c for c in found if c.structural]
+    if not broken:
+        return
+    lines = []
+    for c in broken:
+        hint = f"; or `dacode-bench data download {c.info.id}`" if c.info.id in HUB_SOURCES else ""
+        lines.append(f"  {c.info.title} [{c.info.id}] (published at {c.info.published_at}{hint}): "
+                     + ", ".join(c.errors))
+    from harness.data.config import CONFIG_NAME
+
+    raise DataMissingError(
+        f"{sources.description} is incomplete; nothing was trained. Fetch these datasets into one of the "
+        "known layouts (`dacode-bench data list`) or map them in " + CONFIG_NAME + ":\n" + "\n".join(lines)
+    )
+
+
+def raise_if_bad(found: list[DatasetCheck], sources, header: list[str] | None = None) -> None:
+    from harness.data.errors import DataIntegrityError
+
+    if any(c.errors for c in found):
+        report = format_report(found, header or [f"data: {sources.description}"])
+        raise DataIntegrityError(f"the data have problems; nothing was trained.\n{report}")
+
+
+def warn_about(found: list[DatasetCheck]) -> list[str]:
+    import warnings
+
+    from harness.data.errors import DataWarning
+
+    notes = [f"{c.info.id}: {w}" for c in found for w in c.warnings]
+    for note in notes:
+        warnings.warn(DataWarning(note), stacklevel=3)
+    return notes
+

@@ -27,7 +27,8 @@ def register(subparsers) -> None:
 
     check = sub.add_parser("check", help="validate the data a suite needs: counts, pairing, images, sizes")
     check.add_argument("suite", help="suite id or YAML path")
-    check.add_argument("--profile", default="paper", help="'paper' (default): check --data-root; 'mini': build the mini sets")
+    check.add_argument("--profile", default="paper",
+                       help="a profile of the suite: 'paper' (default) checks --data-root; 'mini' builds the mini sets")
     _data_root_arg(check)
     check.add_argument("--quick", action="store_true", help="read image headers only (default: decode every image)")
     check.add_argument("--test-only", action="store_true", help="skip the training sets")
@@ -43,7 +44,8 @@ def register(subparsers) -> None:
     man.add_argument("--jobs", type=int, default=4)
     man.set_defaults(func=cmd_manifest)
 
-    dl = sub.add_parser("download", help="fetch a dataset's Hugging Face copy, pinned and sha256-verified")
+    dl = sub.add_parser("download", help="fetch a dataset's Hugging Face copy at a pinned commit; the first download "
+                                         "records every file's sha256 (trust on first use), later ones verify")
     dl.add_argument("dataset", help="dataset id (see `dacode-bench data list`)")
     dl.add_argument("--dest", default="data", help="data root to download into (default ./data)")
     dl.add_argument("--revision", default=None, help="the Hub commit to pin (40 hex digits)")
@@ -61,11 +63,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         for info in (d for d in catalog.DATASETS.values() if d.split == split):
             count = f"{info.expected_count:,}" if info.expected_count else "?"
             count += "" if info.count_verified else " (unverified)"
-            extra = f", per type; types: {' '.join(catalog.CDD11_TYPES)}" if info.kind == "cdd11" else ""
+            extra = f", per type; types: {' '.join(catalog.CDD11_TYPES)}" if info.kind_spec.grouped else ""
             repeat = f", ×{info.repeat} per epoch" + (" per σ" if info.task == "denoise" else "") if split == "train" else ""
-            print(f"  {info.id:15s} {info.title} — task {info.task}, {count} {'images' if info.kind == 'clean' else 'pairs'}"
+            print(f"  {info.id:15s} {info.title} — task {info.task}, {count} {info.kind_spec.unit}s"
                   f"{extra}{repeat}")
-            print(f"  {'':15s} pairing: {catalog.PAIRING_RULES[info.pairing]}")
+            print(f"  {'':15s} pairing: {catalog.PAIRING_RULES[info.pairing].description}")
             for layout in layouts.LAYOUTS.values():
                 if info.id in layout.folders:
                     folders = "; ".join(f"{role}: {', '.join(rels)}" for role, rels in layout.folders[info.id].items())
@@ -86,9 +88,14 @@ def _plan(args, with_training: bool):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.data import check as checks, config, sources
+    from harness.data import check as checks
+    from harness.data import config, sources
+    from harness.errors import HarnessError
+    from harness.suite import load_suite
 
-    if args.profile == "mini":
+    if args.jobs < 1:
+        raise HarnessError(f"--jobs {args.jobs}: must be at least 1")
+    if load_suite(args.suite).profile(args.profile).data_source == "mini":  # unknown profiles refused here
         return _check_mini(args)
     suite, columns, wanted = _plan(args, not args.test_only)
     data = config.resolve(args.data_root)
@@ -117,8 +124,8 @@ def _check_mini(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for c in columns:
         ts = mini.test_set(c.column_id, c.dataset_id, c.task, c.sigma, parts=c.parts, noise=noise, crop_multiple=crop_multiple)
-        print(f"  ok    {c.column_id:15s} {ts.dataset_id}: {len(ts.pairs)} images "
-              f"{ts.pairs[0].clean.shape[1]}×{ts.pairs[0].clean.shape[0]}")
+        height, width = ts.items[0].shape
+        print(f"  ok    {c.column_id:15s} {ts.dataset_id}: {len(ts)} images {width}×{height}")
     print(f"result: {len(columns)} mini column(s) built in {time.perf_counter() - start:.2f}s "
           f"(cache: {mini.cache_root() / 'mini'})")
     return 0
@@ -137,6 +144,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     doc = manifest.build(found, jobs=args.jobs)
     out = pathlib.Path(args.output) if args.output else data.manifest_path
+    downloads = (manifest.load(out) or {}).get("downloads")
+    if downloads:  # what Hub downloads saw stays: other machines verify against it
+        doc["downloads"] = downloads
     manifest.write(out, doc)
     n = sum(len(d["files"]) for d in doc["datasets"].values())
     size = sum(e["bytes"] for d in doc["datasets"].values() for e in d["files"].values())

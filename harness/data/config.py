@@ -41,7 +41,6 @@ CONFIG_NAME = "dacode-bench-data.yaml"
 MANIFEST_NAME = "dacode-bench-manifest.json"
 DATA_ENV = "DACODE_BENCH_DATA"
 
-ROLES_BY_KIND = {"clean": ("clean",), "paired": ("input", "target"), "cdd11": ("root",)}
 
 
 class _Strict(BaseModel):
@@ -172,7 +171,7 @@ def load_config(path: pathlib.Path) -> DataSources:
             info = catalog.get(dataset_id)
         except Exception as exc:  # UnknownDatasetError: name the file
             raise DataConfigError(f"{path}: datasets: {exc}") from None
-        want = ROLES_BY_KIND[info.kind]
+        want = info.kind_spec.roles
         given = {role: _as_list(getattr(entry, role)) for role in ("clean", "input", "target", "root")}
         given = {role: v for role, v in given.items() if v}
         if set(given) != set(want):
@@ -190,7 +189,7 @@ def resolve(data_root: str | os.PathLike | None) -> DataSources:
     if data_root is None:
         env = os.environ.get(DATA_ENV)
         if not env:
-            raise DataMissingError(
+            raise DataConfigError(
                 f"the paper profile needs --data-root DIR (a folder in the PromptIR, AdaIR, MoCE-IR or OneRestore "
                 f"layout, or a {CONFIG_NAME} file; ${DATA_ENV} is used when the option is absent)"
             )
@@ -199,7 +198,7 @@ def resolve(data_root: str | os.PathLike | None) -> DataSources:
     if root.is_file():
         return load_config(root)
     if not root.exists():
-        raise DataMissingError(f"data root '{root}' does not exist; pass the folder holding the datasets")
+        raise DataConfigError(f"data root '{root}' does not exist; pass the folder holding the datasets")
     if (root / CONFIG_NAME).is_file():
         return load_config(root / CONFIG_NAME)
     return DataSources(f"data root '{root}'", [(root, None)], manifest_path=root / MANIFEST_NAME)

@@ -221,35 +221,52 @@ def compose(parts: str, clean: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return img
 
 
-TASKS = ("denoise", "dehaze", "derain", "deblur", "lowlight", "desnow", "composite")
+def _noise(clean: np.ndarray, rng: np.random.Generator, sigma=None, parts=None) -> np.ndarray:
+    if sigma is None:
+        raise ValueError("denoise needs sigma")
+    return add_gaussian_noise(clean, sigma, rng)
+
+
+def _composite(clean: np.ndarray, rng: np.random.Generator, sigma=None, parts=None) -> np.ndarray:
+    if not parts:
+        raise ValueError("a composite needs its parts, e.g. 'low_haze_rain'")
+    return compose(parts, clean, rng)
+
+
+# The synthetic degradation of each column task: fn(clean, rng, sigma=, parts=) -> degraded.
+DEGRADATIONS = {
+    "denoise": _noise,
+    "dehaze": lambda clean, rng, **_: add_haze(clean, rng),
+    "derain": lambda clean, rng, **_: add_rain(clean, rng),
+    "deblur": lambda clean, rng, **_: add_motion_blur(clean, rng),
+    "lowlight": lambda clean, rng, **_: add_low_light(clean, rng),
+    "desnow": lambda clean, rng, **_: add_snow(clean, rng),
+    "composite": _composite,
+}
+TASKS = tuple(DEGRADATIONS)
 
 
 def degrade(
     task: str, clean: np.ndarray, rng: np.random.Generator, sigma: float | None = None, parts: str | None = None
 ) -> np.ndarray:
     """Apply the degradation of a table column's task."""
-    if task == "denoise":
-        if sigma is None:
-            raise ValueError("denoise needs sigma")
-        return add_gaussian_noise(clean, sigma, rng)
-    if task == "dehaze":
-        return add_haze(clean, rng)
-    if task == "derain":
-        return add_rain(clean, rng)
-    if task == "deblur":
-        return add_motion_blur(clean, rng)
-    if task == "lowlight":
-        return add_low_light(clean, rng)
-    if task == "desnow":
-        return add_snow(clean, rng)
-    if task == "composite":
-        if not parts:
-            raise ValueError("a composite needs its parts, e.g. 'low_haze_rain'")
-        return compose(parts, clean, rng)
-    raise ValueError(f"no synthetic degradation for task '{task}'; known: {', '.join(TASKS)}")
+    if task not in DEGRADATIONS:
+        raise ValueError(f"no synthetic degradation for task '{task}'; known: {', '.join(TASKS)}")
+    return DEGRADATIONS[task](clean, rng, sigma=sigma, parts=parts)
 
 
 LEGACY_SIGMAS = (15.0, 25.0, 50.0)
+
+
+def check_legacy_sigma(column_id: str, sigma) -> None:
+    """The legacy stream is the official σ 15 → 25 → 50 replay; any other σ is not in it."""
+    from harness.data.errors import ColumnDataError
+
+    if sigma is None or float(sigma) not in LEGACY_SIGMAS:
+        raise ColumnDataError(
+            f"column '{column_id}': noise 'legacy_stream' replays the official σ 15 → 25 → 50 stream; "
+            f"σ {sigma} is not in it (use noise: per_image)"
+        )
 
 
 def legacy_noise_stream(

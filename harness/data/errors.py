@@ -1,12 +1,13 @@
 """Errors and warnings of the data layer.
 
 Every class derives from :class:`harness.errors.HarnessError`, so the CLI prints
-``error: <message>`` (exit status 2) instead of a traceback. Each message names the file or
-folder and says what to do.
+``error: <message>`` instead of a traceback: exit status 1 when the data check ran and refused
+the data (:class:`DataIntegrityError`, :class:`DataMissingError`), 2 for wrong input. Each
+message names the file or folder and says what to do.
 """
 from __future__ import annotations
 
-from harness.errors import DataMissingError, HarnessError
+from harness.errors import CheckFailed, DataMissingError, HarnessError
 
 __all__ = [
     "DataMissingError", "DataConfigError", "DataIntegrityError", "ImageReadError", "UnknownDatasetError",
@@ -18,7 +19,7 @@ class DataConfigError(HarnessError):
     """The data config file (``dacode-bench-data.yaml``) is malformed or names a bad value."""
 
 
-class DataIntegrityError(HarnessError):
+class DataIntegrityError(CheckFailed):
     """The data are present but wrong: counts, unpaired files, size mismatches, bad images.
 
     Raised by ``prepare`` before any compute is spent; the message is the ``data check`` report.
@@ -45,7 +46,7 @@ class ChecksumError(DownloadError):
     """A downloaded file's sha256 differs from the pinned value."""
 
 
-class NoPublicCopyError(DataMissingError):
+class NoPublicCopyError(DownloadError):
     """No verified public copy to download: the message says where the set is published."""
 
 

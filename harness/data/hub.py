@@ -7,12 +7,15 @@ PNGs). No verified copy exists of SOTS-outdoor, Rain100L (test or train), GoPro,
 or BSD400/WED: for those the error says where the set is published.
 
 Pinning: ``huggingface_hub.snapshot_download`` is called with a 40-hex commit (never a
-branch), so the files cannot move under a run. No commit or sha256 is bundled below yet —
+branch), so the files cannot move under a run. **No commit or sha256 is bundled below yet** —
 they could not be read from the Hub where this was written — so the first download needs
-``--revision <commit>`` (see the repository's "Files and versions" history) and records the
-sha256 of every downloaded file in ``<dest>/<id>/dacode-bench-download.json``; later
-downloads into the same place must match it (trust on first use). Fill ``revision`` and
-``sha256`` below from that record to pin them for everyone.
+``--revision <commit>`` (see the repository's "Files and versions" history) and is *trust on
+first use*: nothing checks its bytes against a known value. It records the commit and the
+sha256 of every downloaded file in ``<dest>/<id>/dacode-bench-download.json`` and in the data
+root's manifest (``<dest>/dacode-bench-manifest.json``, key ``downloads``). Later downloads into
+the same place, and downloads on another machine whose data root holds a copy of that
+manifest, are verified against those hashes (and default to that commit). Fill ``revision``
+and ``sha256`` below from such a record to pin them for everyone.
 
 After verification, archives are unpacked and the dataset's folders are located inside, and
 ``<dest>/dacode-bench-data.yaml`` maps the id to them, so ``--data-root <dest>`` finds them.
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 from harness import atomic
 from harness.data import catalog, config
+from harness.data import manifest as manifests
 from harness.data.catalog import CDD11_CLEAR, CDD11_TYPES
 from harness.data.check import list_images
 from harness.data.errors import ChecksumError, DownloadError, NoPublicCopyError
@@ -97,11 +101,11 @@ def _locate(dataset_id: str, root: pathlib.Path) -> dict[str, str]:
     """The dataset's role folders inside an unpacked download (as config entries)."""
     info = catalog.get(dataset_id)
     dirs = sorted([root, *(p for p in root.rglob("*") if p.is_dir())], key=lambda p: len(p.parts))
-    if info.kind == "cdd11":
+    if info.kind_spec.grouped:
         for d in dirs:
             if (d / CDD11_CLEAR).is_dir() and any((d / t).is_dir() for t in CDD11_TYPES):
                 return {"root": str(d)}
-    elif info.kind == "clean":
+    elif info.kind_spec.synthesised_input:
         with_images = [(len(list_images(d)), d) for d in dirs if any(p.is_file() for p in d.iterdir())]
         direct = [(n, d) for n, d in with_images if n and all(p.parent == d for p in list_images(d))]
         if direct:
@@ -151,7 +155,9 @@ def download(
             f"published at {info.published_at}. Download it from there and map it with --data-root or "
             f"{config.CONFIG_NAME} (`dacode-bench data list` shows the folders each layout expects)"
         )
-    commit = revision or source.revision
+    dest = pathlib.Path(dest).expanduser().resolve()
+    seen = manifests.recorded_download(dest / config.MANIFEST_NAME, dataset_id)  # another machine's first download
+    commit = revision or source.revision or (seen or {}).get("revision")
     if commit is None:
         raise DownloadError(
             f"no pinned revision of {source.repo_id} is bundled; pass --revision <40-hex commit> "
@@ -159,7 +165,6 @@ def download(
         )
     if not COMMIT.fullmatch(commit):
         raise DownloadError(f"--revision '{commit}' is not a 40-hex commit id; a branch or tag can move, pin a commit")
-    dest = pathlib.Path(dest).expanduser().resolve()
     target = dest / dataset_id
     record_path = target / RECORD_NAME
     try:
@@ -185,7 +190,10 @@ def download(
                    and any(fnmatch.fnmatch(p.relative_to(snapshot).as_posix(), pat) for pat in source.allow_patterns))
     if not files:
         raise DownloadError(f"{source.repo_id} at {commit} has no files matching {', '.join(source.allow_patterns)}")
-    pinned = {**(previous or {}).get("files", {}), **source.sha256}
+    if seen and seen.get("revision") != commit:
+        raise DownloadError(f"{dest / config.MANIFEST_NAME} records {source.repo_id} at {seen.get('revision')}, not "
+                            f"{commit}; pass that --revision, or remove its downloads.{dataset_id} entry")
+    pinned = {**(seen or {}).get("files", {}), **(previous or {}).get("files", {}), **source.sha256}
     sums: dict[str, str] = {}
     for path in files:
         name = path.relative_to(snapshot).as_posix()
@@ -209,9 +217,13 @@ def download(
     record = {"dataset": dataset_id, "repo_id": source.repo_id, "repo_type": "dataset", "revision": commit,
               "files": sums, "folders": roles}
     atomic.write_text(record_path, json.dumps(record, indent=1) + "\n")
+    manifest_path = manifests.record_download(dest / config.MANIFEST_NAME, dataset_id, record)
     config_path = _update_config(dest, dataset_id, roles)
     if unpinned:
-        log(f"recorded sha256 (first download, trust on first use) in {record_path}: "
-            + ", ".join(f"{n} {sums[n]}" for n in unpinned))
+        log(f"trust on first use: no known sha256 to check {', '.join(unpinned)} against; recorded what was "
+            f"downloaded ({', '.join(f'{n} {sums[n]}' for n in unpinned)}) in {record_path} and {manifest_path} — "
+            "copy that manifest to another machine's data root and its download is verified against it")
+    else:
+        log("verified: every file's sha256 matches the pinned or recorded value")
     log(f"{info.title} is in {target}; mapped in {config_path} (use --data-root {dest})")
     return record

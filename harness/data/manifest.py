@@ -122,3 +122,17 @@ def compare_listing(recorded: dict[str, dict], check: DatasetCheck) -> list[str]
     if resized:
         problems.append(f"{len(resized)} file(s) changed size since the manifest, e.g. {', '.join(resized[:3])}")
     return problems
+
+
+def record_download(path: pathlib.Path, dataset_id: str, record: dict) -> pathlib.Path:
+    """Keep what a Hub download saw (repository, commit, sha256 of every file) in the data root's
+    manifest, so another machine given this file downloads against these hashes instead of
+    trusting its own first download."""
+    doc = load(path) or {"format": FORMAT, "datasets": {}}
+    doc.setdefault("downloads", {})[dataset_id] = {k: record[k] for k in ("repo_id", "revision", "files")}
+    return write(path, doc)
+
+
+def recorded_download(path: pathlib.Path, dataset_id: str) -> dict | None:
+    return ((load(path) or {}).get("downloads") or {}).get(dataset_id)
+

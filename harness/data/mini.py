@@ -26,8 +26,7 @@ import numpy as np
 
 from harness import atomic
 from harness.data import Pair, TestSet, center_crop_multiple, dihedral
-from harness.data.degradations import LEGACY_SIGMAS, degrade, legacy_noise_stream, seed_for
-from harness.data.errors import ColumnDataError
+from harness.data.degradations import check_legacy_sigma, degrade, legacy_noise_stream, seed_for
 from harness.data.images import bundled_image, center_square, resize_short_side
 
 # Colour photographs for testing; everything else (textures, microscopy, stereo views) trains.
@@ -148,8 +147,7 @@ def test_set(
 
     def build() -> dict[str, np.ndarray]:
         if legacy:
-            if float(sigma) not in LEGACY_SIGMAS:
-                raise ColumnDataError(f"column '{column_id}': the legacy stream has σ 15/25/50 only, not {sigma:g}")
+            check_legacy_sigma(column_id, sigma)
             stream = legacy_noise_stream(sorted(cleans, key=lambda c: c[0]), keep={float(sigma)})
             return {image_id: stream[(float(sigma), image_id)] for image_id, _ in cleans}
         out = {}

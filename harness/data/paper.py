@@ -1,6 +1,6 @@
 """Test sets from the real benchmark folders (any layout in ``harness.data.layouts``).
 
-Protocol (baselines.md §3.1, protocols.md §0.4–0.5):
+Protocol (docs/protocols.md, "Test images"):
 
 - test images are centre-cropped to a multiple of ``crop_multiple`` (PromptIR family:
   ``crop_img(base=16)``, so Rain100L 481×321 is scored at 480×320; CDD-11: no crop), input
@@ -10,32 +10,56 @@ Protocol (baselines.md §3.1, protocols.md §0.4–0.5):
   worker count and which σ ran before; ``legacy_stream`` replays the official single stream
   (``harness.data.degradations.legacy_noise_stream``) over the images sorted by id.
 - image ids are input file stems (SOTS: ``0001_0.8_0.2``), unique per set.
+
+Test sets are lazy (:class:`harness.data.TestItem`): an image is read, cropped and degraded
+when evaluation reaches its batch. Each test file's sha256 is taken once at prepare time (the
+run's manifest) and checked again when the file is decoded, so a file that changes during a run
+stops it instead of being scored.
 """
 from __future__ import annotations
 
+import hashlib
 import pathlib
+import threading
 
 import numpy as np
 
-from harness.data import Pair, TestSet, center_crop_multiple
+from harness.data import Pair, TestItem, TestSet, center_crop_multiple
 from harness.data.catalog import ColumnData
 from harness.data.check import DatasetCheck
-from harness.data.degradations import LEGACY_SIGMAS, add_gaussian_noise, legacy_noise_stream, seed_for
-from harness.data.errors import ColumnDataError, DataIntegrityError
-from harness.data.images import read_rgb_hashed
+from harness.data.degradations import add_gaussian_noise, check_legacy_sigma, legacy_noise_stream, seed_for
+from harness.data.errors import DataIntegrityError, ImageReadError
+from harness.data.images import decode_rgb, read_header
 
 
-class ImageReader:
-    """Reads each file once per prepare: decoded pixels and the sha256 of the bytes."""
+class TestFiles:
+    """The sha256 of every test file a run reads, taken before any compute (streamed, nothing kept),
+    and the decoder that checks it again when the pixels are needed."""
 
     def __init__(self) -> None:
-        self.pixels: dict[pathlib.Path, np.ndarray] = {}
         self.sha256: dict[pathlib.Path, str] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, path: pathlib.Path) -> np.ndarray:
-        if path not in self.pixels:
-            self.pixels[path], self.sha256[path] = read_rgb_hashed(path, warn=False)
-        return self.pixels[path]
+    def _bytes(self, path: pathlib.Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}; check the file") from None
+
+    def hash(self, path: pathlib.Path) -> str:
+        if path not in self.sha256:
+            digest = hashlib.sha256(self._bytes(path)).hexdigest()
+            with self._lock:
+                self.sha256[path] = digest
+        return self.sha256[path]
+
+    def read(self, path: pathlib.Path) -> np.ndarray:
+        data = self._bytes(path)
+        recorded = self.sha256.get(path)
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            raise DataIntegrityError(f"{path} changed while the run was using it (sha256 differs from the one "
+                                     "recorded when the run started); rerun once the data are stable")
+        return decode_rgb(data, path, warn=False)
 
 
 def crop(img: np.ndarray, multiple: int | None, path: pathlib.Path) -> np.ndarray:
@@ -47,8 +71,19 @@ def crop(img: np.ndarray, multiple: int | None, path: pathlib.Path) -> np.ndarra
     return center_crop_multiple(img, multiple)
 
 
+def cropped_shape(height: int, width: int, multiple: int | None) -> tuple[int, int]:
+    if not multiple:
+        return height, width
+    return height - height % multiple, width - width % multiple
+
+
 def crop_note(multiple: int | None) -> str:
     return f"centre crop to a multiple of {multiple}" if multiple else "none"
+
+
+def _shape(check: DatasetCheck, path: pathlib.Path, multiple: int | None) -> tuple[int, int]:
+    header = check.headers.get(path) or read_header(path)
+    return cropped_shape(header.height, header.width, multiple)
 
 
 def build_test_set(
@@ -58,42 +93,59 @@ def build_test_set(
     crop_multiple: int | None,
     noise: str,
     seed: int,
-    reader: ImageReader,
+    files: TestFiles,
     legacy_cache: dict,
 ) -> TestSet:
+    """One column's lazy test set; every file it will read is hashed into ``files`` now."""
     info = check.info
-    items = check.items[column.parts or ""]
-    pairs: list[Pair] = []
-    if info.kind == "clean":
-        cleans = [(item.image_id, crop(reader(item.input), crop_multiple, item.input)) for item in items]
+    entries = check.items[column.parts or ""]
+    items: list[TestItem] = []
+    for entry in entries:
+        files.hash(entry.input)
+        if entry.target is not None:
+            files.hash(entry.target)
+    if info.kind_spec.synthesised_input:
         if noise == "legacy_stream":
-            if column.sigma not in LEGACY_SIGMAS:
-                raise ColumnDataError(f"column '{column.column_id}': the legacy stream has σ 15/25/50 only, "
-                                      f"not {column.sigma:g}; use noise: per_image")
-            if (info.id, crop_multiple) not in legacy_cache:
-                legacy_cache[(info.id, crop_multiple)] = legacy_noise_stream(sorted(cleans, key=lambda c: c[0]))
-            stream = legacy_cache[(info.id, crop_multiple)]
-            pairs = [Pair(i, stream[(column.sigma, i)], c) for i, c in cleans]
+            check_legacy_sigma(column.column_id, column.sigma)
+            key = (info.id, crop_multiple)
+            if key not in legacy_cache:
+                # one stream over every image, σ 15 → 25 → 50: it must be drawn whole and in order
+                cleans = sorted(((e.image_id, crop(files.read(e.input), crop_multiple, e.input)) for e in entries),
+                                key=lambda c: c[0])
+                legacy_cache[key] = (dict(cleans), legacy_noise_stream(cleans))
+            cleans, stream = legacy_cache[key]
+            for e in entries:
+                def load(e=e, sigma=column.sigma):
+                    return Pair(e.image_id, stream[(sigma, e.image_id)], cleans[e.image_id])
+
+                items.append(TestItem(e.image_id, _shape(check, e.input, crop_multiple), load))
         else:
-            for image_id, clean in cleans:
-                rng = np.random.default_rng(seed_for(info.id, image_id, column.sigma, seed))
-                pairs.append(Pair(image_id, add_gaussian_noise(clean, column.sigma, rng), clean))
+            for e in entries:
+                def load(e=e, sigma=column.sigma):
+                    clean = crop(files.read(e.input), crop_multiple, e.input)
+                    rng = np.random.default_rng(seed_for(info.id, e.image_id, sigma, seed))
+                    return Pair(e.image_id, add_gaussian_noise(clean, sigma, rng), clean)
+
+                items.append(TestItem(e.image_id, _shape(check, e.input, crop_multiple), load))
     else:
-        for item in items:
-            degraded, clean = reader(item.input), reader(item.target)
-            if degraded.shape != clean.shape:
-                raise DataIntegrityError(
-                    f"{item.input}: size {degraded.shape[1]}×{degraded.shape[0]} differs from its target {item.target} "
-                    f"{clean.shape[1]}×{clean.shape[0]}; fix or remove the pair"
-                )
-            pairs.append(Pair(item.image_id, crop(degraded, crop_multiple, item.input), crop(clean, crop_multiple, item.target)))
+        for e in entries:
+            def load(e=e):
+                degraded, clean = files.read(e.input), files.read(e.target)
+                if degraded.shape != clean.shape:
+                    raise DataIntegrityError(
+                        f"{e.input}: size {degraded.shape[1]}×{degraded.shape[0]} differs from its target {e.target} "
+                        f"{clean.shape[1]}×{clean.shape[0]}; fix or remove the pair"
+                    )
+                return Pair(e.image_id, crop(degraded, crop_multiple, e.input), crop(clean, crop_multiple, e.target))
+
+            items.append(TestItem(e.image_id, _shape(check, e.input, crop_multiple), load))
     notes = {"crop": crop_note(crop_multiple)}
     if info.task == "denoise":
-        notes["noise"] = (f"legacy_stream (seed 0, σ {'→'.join(f'{s:g}' for s in LEGACY_SIGMAS)}, images sorted by id)"
-                          if noise == "legacy_stream" else "per_image (seed from dataset, image id, σ, run seed)")
+        notes["noise"] = ("legacy_stream (seed 0, σ 15→25→50, images sorted by id)" if noise == "legacy_stream"
+                          else "per_image (seed from dataset, image id, σ, run seed)")
     if column.parts:
         notes["parts"] = column.parts
-    return TestSet(column.column_id, info.id, pairs, notes=notes)
+    return TestSet(column.column_id, info.id, notes=notes, items=items)
 
 
 def test_set(
@@ -111,18 +163,16 @@ def test_set(
     """One column's test set straight from a data root or config (checks included); for scripts and tests."""
     from types import SimpleNamespace
 
-    from harness.data import catalog, check as checks, config
-    from harness.data.errors import DataMissingError
-    from harness.data.sources import raise_if_bad, warn_about
+    from harness.data import catalog, config
+    from harness.data import check as checks
 
     info = catalog.get(dataset_id)
     column = catalog.column_data(SimpleNamespace(id=column_id, task=info.task, dataset=dataset_id, sigma=sigma, parts=parts))
     sources = config.resolve(data_root)
     found = checks.start(sources.locate(dataset_id), (column.parts,) if column.parts else None)
-    if found.structural:
-        raise DataMissingError(f"{sources.description}: " + "; ".join(found.errors))
+    checks.raise_if_missing([found], sources)
     checks.complete(found, crop_multiple=crop_multiple, counts_policy=counts or sources.counts)
-    raise_if_bad([found], sources)
-    warn_about([found])
-    return build_test_set(found, column, crop_multiple=crop_multiple, noise=noise, seed=seed, reader=ImageReader(),
+    checks.raise_if_bad([found], sources)
+    checks.warn_about([found])
+    return build_test_set(found, column, crop_multiple=crop_multiple, noise=noise, seed=seed, files=TestFiles(),
                           legacy_cache={})

@@ -18,14 +18,16 @@ Order of work for the paper profile (every step before any training):
 from __future__ import annotations
 
 import pathlib
-import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
-from harness.data import PatchSampler, TestSet, catalog, check as checks, config
+from harness.data import PatchSampler, TestSet, catalog, config
+from harness.data import check as checks
 from harness.data import manifest as manifests
 from harness.data.catalog import ColumnData
-from harness.data.degradations import LEGACY_SIGMAS
-from harness.data.errors import ColumnDataError, DataIntegrityError, DataMissingError, DataWarning
+from harness.data.check import raise_if_bad, warn_about  # noqa: F401  (re-exported for scripts)
+from harness.data.degradations import check_legacy_sigma
+from harness.data.errors import DataIntegrityError
 
 
 @dataclass
@@ -45,12 +47,9 @@ def validate_columns(suite) -> list[ColumnData]:
     columns = [catalog.column_data(c) for c in suite.columns]
     _, noise = protocol_of(suite)
     if noise == "legacy_stream":
-        odd = [c for c in columns if c.task == "denoise" and c.sigma not in LEGACY_SIGMAS]
-        if odd:
-            raise ColumnDataError(
-                f"column '{odd[0].column_id}': noise 'legacy_stream' replays the official σ 15 → 25 → 50 stream; "
-                f"σ {odd[0].sigma:g} is not in it (use noise: per_image)"
-            )
+        for c in columns:
+            if c.task == "denoise":
+                check_legacy_sigma(c.column_id, c.sigma)
     return columns
 
 
@@ -91,33 +90,8 @@ def plan(columns: list[ColumnData], with_training: bool, train_sigmas=None) -> l
 def structure(sources: config.DataSources, wanted) -> list[checks.DatasetCheck]:
     """Phase 1 for every wanted dataset; raise DataMissingError naming every missing/empty folder."""
     found = [checks.start(sources.locate(i), groups) for i, groups in wanted]
-    broken = [c for c in found if c.structural]
-    if broken:
-        from harness.data.hub import HUB_SOURCES
-
-        lines = []
-        for c in broken:
-            hint = f"; or `dacode-bench data download {c.info.id}`" if c.info.id in HUB_SOURCES else ""
-            lines.append(f"  {c.info.title} [{c.info.id}] (published at {c.info.published_at}{hint}): "
-                         + ", ".join(c.errors))
-        raise DataMissingError(
-            f"{sources.description} is incomplete; nothing was trained. Fetch these datasets into one of the "
-            "known layouts (`dacode-bench data list`) or map them in " + config.CONFIG_NAME + ":\n" + "\n".join(lines)
-        )
+    checks.raise_if_missing(found, sources)
     return found
-
-
-def raise_if_bad(found: list[checks.DatasetCheck], sources: config.DataSources, header: list[str] | None = None) -> None:
-    if any(c.errors for c in found):
-        report = checks.format_report(found, header or [f"data: {sources.description}"])
-        raise DataIntegrityError(f"the data have problems; nothing was trained.\n{report}")
-
-
-def warn_about(found: list[checks.DatasetCheck]) -> list[str]:
-    notes = [f"{c.info.id}: {w}" for c in found for w in c.warnings]
-    for note in notes:
-        warnings.warn(DataWarning(note), stacklevel=3)
-    return notes
 
 
 def prepare(
@@ -141,12 +115,12 @@ def prepare(
     columns = validate_columns(suite)
     if need_training is None:
         need_training = needs_training(suite)
-    if profile == "mini":
-        return _prepare_mini(suite, columns, seed)
-    return _prepare_paper(suite, profile, columns, data_root, seed, train_sigmas, need_training, images, jobs)
+    source = suite.profile(profile).data_source
+    return DATA_SOURCES[source](suite, profile, columns, data_root, seed, train_sigmas=train_sigmas,
+                                need_training=need_training, images=images, jobs=jobs)
 
 
-def _prepare_mini(suite, columns: list[ColumnData], seed: int) -> PreparedData:
+def _prepare_mini(suite, profile, columns: list[ColumnData], data_root, seed: int, **_) -> PreparedData:
     import hashlib
 
     from harness.data import mini as mini_data
@@ -170,7 +144,8 @@ def _prepare_mini(suite, columns: list[ColumnData], seed: int) -> PreparedData:
     return PreparedData(test_sets, sampler, mini_data.LABEL, provenance)
 
 
-def _prepare_paper(suite, profile, columns, data_root, seed, train_sigmas, need_training, images, jobs) -> PreparedData:
+def _prepare_benchmark(suite, profile, columns, data_root, seed, *, train_sigmas, need_training, images,
+                       jobs) -> PreparedData:
     from harness.data import paper
     from harness.data.training import MixtureSampler, NoTrainingData, TrainSource, mixture_for
 
@@ -206,13 +181,13 @@ def _prepare_paper(suite, profile, columns, data_root, seed, train_sigmas, need_
             + "\nif the change is intended, rerun `dacode-bench data manifest`"
         )
 
-    reader, legacy = paper.ImageReader(), {}
+    files, legacy = paper.TestFiles(), {}
     test_sets = [paper.build_test_set(by_id[c.dataset_id], c, crop_multiple=crop_multiple, noise=noise, seed=seed,
-                                      reader=reader, legacy_cache=legacy) for c in columns]
+                                      files=files, legacy_cache=legacy) for c in columns]
     changed = []
     for c in dict.fromkeys(col.dataset_id for col in columns):
         check = by_id[c]
-        for path, sha in reader.sha256.items():
+        for path, sha in files.sha256.items():
             try:
                 key = manifests.file_key(check, path)
             except ValueError:
@@ -243,7 +218,7 @@ def _prepare_paper(suite, profile, columns, data_root, seed, train_sigmas, need_
     provenance = {
         "source": sources.description,
         "datasets": {c.info.id: {"from": c.folders.origin, "count": sum(c.count(g) for g in c.groups),
-                                 **({"types": list(c.groups)} if c.info.kind == "cdd11" else {})} for c in found},
+                                 **({"types": list(c.groups)} if c.info.kind_spec.grouped else {})} for c in found},
         "crop": paper.crop_note(crop_multiple),
         "noise": noise,
         "counts": sources.counts,
@@ -259,3 +234,11 @@ def _prepare_paper(suite, profile, columns, data_root, seed, train_sigmas, need_
         "warnings": notes,
     }
     return PreparedData(test_sets, sampler, label, provenance)
+
+
+# Where a profile's images come from (``Profile.data_source``): one entry per source.
+DATA_SOURCES: dict[str, Callable[..., PreparedData]] = {
+    "mini": _prepare_mini,
+    "benchmark": _prepare_benchmark,
+}
+

@@ -7,14 +7,13 @@ import sys
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from harness import atomic
-    from harness.compare import compare_runs, render
+    from reports.compare import compare_runs
+    from reports.formats import render
 
     comparison = compare_runs(args.runs, against=args.against, new=args.new)
-    text = render(comparison, args.format)
+    text = render(args.format, comparison.tables)
     if args.out:
-        from harness.html_report import readable
-
-        readable(atomic.write_text(args.out, text))
+        atomic.write_text(args.out, text)
         new = ", ".join(comparison.new_methods) or "none"
         print(f"comparison written: {args.out} ({args.format}; new methods: {new})")
     else:
@@ -23,11 +22,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.html_report import write_report
+    from reports.page import write_report
 
+    if args.max_images is not None and args.max_images < 1:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"--max-images {args.max_images}: must be at least 1")
     log = (lambda *_: None) if args.quiet else print
     path, figures, notes = write_report(
-        args.run, args.out, figures=not args.no_figures, figures_dir=args.figures_dir, suite=args.suite,
+        args.run, args.out, figures=not args.no_figures, figures_dir=args.figures_dir,
         data_root=args.data_root, max_images=args.max_images, codebook_method=args.codebook_method,
         device=args.device, log=log,
     )
@@ -39,7 +42,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from harness.compare import FORMATS
+    from reports.formats import FORMATS
 
     cmp = sub.add_parser("compare", help="put new methods' rows beside the reproduced (and the paper's) rows")
     cmp.add_argument("runs", nargs="+", metavar="RUN",
@@ -47,7 +50,7 @@ def register(sub) -> None:
     cmp.add_argument("--against", choices=["paper"], default=None, help="also show the rows printed in the paper")
     cmp.add_argument("--new", nargs="+", default=None, metavar="NAME",
                      help="rows to treat as new methods (default: rows that are not the suite's own nor printed)")
-    cmp.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    cmp.add_argument("--format", choices=list(FORMATS), default="text", help="output format (default: text)")
     cmp.add_argument("--out", default=None, help="write to this file instead of standard output")
     cmp.set_defaults(func=_cmd_compare)
 
@@ -56,10 +59,9 @@ def register(sub) -> None:
     rep.add_argument("--out", default=None, help="the page (default: <run>/report.html)")
     rep.add_argument("--figures-dir", default=None, help="where the PNG/PDF figures go (default: <run>/figures)")
     rep.add_argument("--no-figures", action="store_true", help="tables and provenance only (no model is rebuilt)")
-    rep.add_argument("--suite", default=None, help="suite id or YAML path, when the run's suite is not a known id")
     rep.add_argument("--data-root", default=None, help="benchmark data root (paper profile figures)")
     rep.add_argument("--max-images", type=int, default=None, help="test images per column for the figures")
-    rep.add_argument("--codebook-method", default=None, help="the DACode row whose codebook is drawn")
+    rep.add_argument("--codebook-method", default=None, help="the row whose codebook is drawn (default: the last)")
     rep.add_argument("--device", default="cpu", help="device for rebuilding models (default: cpu)")
     rep.add_argument("--quiet", action="store_true")
     rep.set_defaults(func=_cmd_report)

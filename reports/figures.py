@@ -99,7 +99,7 @@ def task_activations(model, test_sets, columns, *, max_images: int | None = None
     by_id = {ts.column_id: ts for ts in test_sets}
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for title, ids in task_groups(columns).items():
-        images = [p.degraded for cid in ids if cid in by_id for p in by_id[cid].pairs[:max_images]]
+        images = [p.degraded for cid in ids if cid in by_id for p in by_id[cid].head(max_images).pairs]
         if images:
             out[title] = record_activations(model, images, layer=layer, device=device)
     return out
@@ -141,7 +141,7 @@ def severity_images(test_sets, columns, *, seed: int = 0, max_images: int | None
         title = TASK_TITLES.get(task, task)
         if task not in levels or title in out or _col(c, "id") not in by_id:
             continue
-        pairs = by_id[_col(c, "id")].pairs[:max_images]
+        pairs = by_id[_col(c, "id")].head(max_images).pairs
         out[title] = []
         for level, make in levels[task]:
             # the same generator state per image at both levels: only the intensity differs
@@ -309,16 +309,21 @@ def plot_qualitative(rows: list[QualitativeRow], label: str = "", crop: int | No
 # -- one call from a model and test sets --------------------------------------------------------
 
 
-def restore(model: torch.nn.Module, images: list[np.ndarray], device="cpu", batch: int = 4) -> list[np.ndarray]:
-    """A method's outputs, H×W×3 float32 in [0, 1] (clipped as the harness scores them)."""
+def restore(model: torch.nn.Module, images: list[np.ndarray], device="cpu", batch: int = 4,
+            policy=None) -> list[np.ndarray]:
+    """A method's outputs, H×W×3 float32 in [0, 1] (clipped as the harness scores them), restored
+    under the run's inference policy (whole images by default) as evaluation restores them."""
+    from harness.evaluate import EvalLog
+    from harness.evaluate import restore as restore_batch
+    from harness.suite import InferencePolicy
     from harness.train import to_tensor
 
+    policy = policy or InferencePolicy()
     model = model.eval().to(device)
     out: list[np.ndarray] = []
-    with torch.no_grad():
-        for group in _same_size_runs(images, batch):
-            y = model(to_tensor(np.stack(group)).to(device)).float().clamp(0.0, 1.0)
-            out += list(y.permute(0, 2, 3, 1).cpu().numpy())
+    for group in _same_size_runs(images, batch):
+        y = restore_batch(model, to_tensor(np.stack(group)).to(device), policy, EvalLog(), "figures")
+        out += list(y.float().clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu().numpy())
     return out
 
 
@@ -371,10 +376,10 @@ def qualitative_rows(test_sets, columns, restored: dict[str, dict[str, dict[str,
     rows = []
     for c in qualitative_columns(columns):
         ts = by_id.get(_col(c, "id"))
-        if ts is None or not ts.pairs:
+        if ts is None or not len(ts):
             continue
         wanted = (image_ids or {}).get(ts.column_id)
-        pair = next((p for p in ts.pairs if p.image_id == wanted), ts.pairs[0])
+        pair = next((i for i in ts.items if i.image_id == wanted), ts.items[0]).load()
         tiles = [("Degraded", pair.degraded, f"{display} {_psnr(metric, pair.degraded, pair.clean):.2f} dB")]
         for method, per_column in restored.items():
             img = per_column.get(ts.column_id, {}).get(pair.image_id)
@@ -447,97 +452,92 @@ def make_figures(model: torch.nn.Module | None, test_sets, columns, out_dir: str
 # -- from a stored run --------------------------------------------------------------------------
 
 
-def _is_codebook_row(entry, profile: str) -> bool:
-    return bool(entry.model in ("dacode", "dacode-s") and entry.constructor_kwargs(profile).get("nc", 1) != 0)
-
-
-def figures_for_run(doc: dict, run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, suite=None,
-                    data_root=None, max_images: int | None = None, codebook_method: str | None = None,
+def figures_for_run(doc, run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, data_root=None,
+                    max_images: int | None = None, codebook_method: str | None = None,
                     device: str = "cpu", log=lambda *a: None) -> FigureSet:
-    """Rebuild the run's models (suite entry + ``<results root>/models/<method_key>.safetensors``,
-    a checkpoint, or an outputs folder), prepare its test sets and draw every figure."""
-    from safetensors.torch import load_file
-
-    from harness import methods as registry
+    """Rebuild the run's models through the model provider (a checkpoint or the weights trained for
+    the run, never training), prepare its test sets and draw every figure. ``doc``: the run's
+    :class:`harness.results.RunResults`; its stored suite says how each row was built."""
+    from harness import provider
     from harness.data.images import IMAGE_SUFFIXES, read_rgb
     from harness.data.sources import prepare
-    from harness.suite import load_suite
+    from harness.store import ResultsDB, results_root_of
+    from harness.suite import InferencePolicy
 
     run_dir = pathlib.Path(run_dir)
     result = FigureSet()
-    try:
-        suite = suite if hasattr(suite, "methods") else load_suite(suite or doc["suite"])
-    except HarnessError as exc:
-        result.notes.append(f"figures skipped: the suite is needed to rebuild the models ({exc}); pass --suite")
-        return result
-    profile = doc["profile"]
-    models_dir = run_dir.resolve().parents[2] / "models"
+    suite = doc.suite_model()
+    profile = doc.profile
+    policy = InferencePolicy.model_validate(doc.inference.get("policy") or {})
     entries = {m.name: m for m in suite.methods}
     log(f"figures: preparing the {profile} test sets")
     try:
         prepared = prepare(suite, profile, pathlib.Path(data_root).expanduser() if data_root else None,
-                           doc.get("seed", 0), need_training=False)
+                           doc.seed, need_training=False)
     except HarnessError as exc:
         first = str(exc).splitlines()[0]
         result.notes.append(f"figures skipped: the test images are needed ({first}); pass --data-root")
         return result
-    test_sets = prepared.test_sets
-    if max_images:
-        from harness.data import TestSet
+    test_sets = [t.head(max_images) for t in prepared.test_sets]
+    db = ResultsDB(results_root_of(run_dir))
+    ctx = provider.RowContext(suite, profile, None, suite.profiles[profile].train, 0, doc.seed, db, {},
+                              device=device, log=log)
 
-        test_sets = [TestSet(t.column_id, t.dataset_id, t.pairs[:max_images], t.notes) for t in test_sets]
-
-    def build(mdoc):
-        entry = entries.get(mdoc["name"])
+    def build(mresult):
+        entry = entries.get(mresult.name)
         if entry is None:
-            result.notes.append(f"'{mdoc['name']}' is not a row of suite '{suite.name}': left out of the figures")
+            result.notes.append(f"'{mresult.name}' is not a row of suite '{suite.name}': left out of the figures")
             return None, None
         if entry.outputs:
             return entry, None
-        torch.manual_seed(doc.get("seed", 0))
-        model, loaded = registry.instantiate(entry, profile)
-        if not loaded:
-            weights = models_dir / f"{mdoc.get('method_key')}.safetensors"
-            if not mdoc.get("method_key") or not weights.is_file():
-                result.notes.append(f"no trained weights for '{mdoc['name']}' ({weights}): left out of the figures")
-                return entry, False
-            model.load_state_dict(load_file(str(weights)))
-        return entry, model.eval()
+        if mresult.checkpoint and not entry.checkpoint:  # loaded with --checkpoints in that run
+            entry = entry.model_copy(update={"checkpoint": mresult.checkpoint})
+        model = provider.load_for_report(entry, mresult.method_key, ctx)
+        if model is None:
+            result.notes.append(f"no trained weights for '{mresult.name}' under {db.models_dir}: left out of the "
+                                "figures")
+            return entry, False
+        return entry, model
 
     restored: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     codebook_models = []
     chosen = {c.id for c in qualitative_columns(suite.columns)}
-    for position, mdoc in enumerate(doc["methods"]):
-        entry, model = build(mdoc)
-        if entry is None or model is False:
-            continue
-        per_column: dict[str, dict[str, np.ndarray]] = {}
-        for ts in test_sets:
-            if ts.column_id not in chosen or not ts.pairs:
+    try:
+        for mresult in doc.methods:
+            entry, model = build(mresult)
+            if entry is None or model is False:
                 continue
-            pair = ts.pairs[0]
-            if model is None:  # an outputs folder
-                folder = pathlib.Path(entry.outputs).expanduser() / ts.column_id
-                found = [p for p in folder.glob(f"{pair.image_id}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
-                if found:
-                    per_column[ts.column_id] = {pair.image_id: read_rgb(found[0])}
-            else:
-                per_column[ts.column_id] = {pair.image_id: restore(model, [pair.degraded], device)[0]}
-        restored[mdoc["name"]] = per_column
-        if model is not None and _is_codebook_row(entry, profile):
-            preference = (0 if codebook_method == mdoc["name"] else 1,
-                          0 if "ours" in (mdoc["name"] + " " + (entry.citation or "")).lower() else 1, position)
-            codebook_models.append((preference, mdoc["name"], model))
+            per_column: dict[str, dict[str, np.ndarray]] = {}
+            for ts in test_sets:
+                if ts.column_id not in chosen or not len(ts):
+                    continue
+                pair = ts.items[0].load()
+                if model is None:  # an outputs folder
+                    folder = pathlib.Path(entry.outputs).expanduser() / ts.column_id
+                    found = [p for p in folder.glob(f"{pair.image_id}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
+                    if found:
+                        per_column[ts.column_id] = {pair.image_id: read_rgb(found[0])}
+                else:
+                    per_column[ts.column_id] = {pair.image_id: restore(model, [pair.degraded], device,
+                                                                       policy=policy)[0]}
+            restored[mresult.name] = per_column
+            if model is not None and getattr(model, "records_codebook", False):  # the model says it can
+                codebook_models.append((0 if codebook_method == mresult.name else 1, mresult.name, model))
+    finally:
+        db.close()
     if codebook_method and codebook_method not in [n for _, n, _ in codebook_models]:
-        raise HarnessError(f"--codebook-method '{codebook_method}' is not a DACode row with a codebook in this run; "
-                           f"rows: {', '.join(n for _, n, _ in codebook_models) or '(none)'}")
-    model = min(codebook_models, key=lambda t: t[0])[2] if codebook_models else None
-    name = min(codebook_models, key=lambda t: t[0])[1] if codebook_models else None
+        raise HarnessError(f"--codebook-method '{codebook_method}' is not a row whose model records a codebook in "
+                           f"this run; rows: {', '.join(n for _, n, _ in codebook_models) or '(none)'}")
+    # the row asked for, else the table's last codebook row (the paper lists its own method last)
+    named = [t for t in codebook_models if t[0] == 0]
+    best = named[0] if named else (codebook_models[-1] if codebook_models else None)
+    model, name = (best[2], best[1]) if best else (None, None)
     if model is None:
-        result.notes.append("no DACode row with a codebook (and its weights) in this run: codebook figures skipped")
+        result.notes.append("no row whose model records a codebook (with its weights) in this run: codebook "
+                            "figures skipped")
     log(f"figures: drawing ({'codebook of ' + name if name else 'no codebook'}; {len(restored)} methods in the grid)")
-    made = make_figures(model, test_sets, suite.columns, out_dir, label=doc["profile_label"], restored=restored,
-                        metric=doc["metrics"][0], seed=doc.get("seed", 0), device=device)
+    made = make_figures(model, test_sets, suite.columns, out_dir, label=doc.profile_label, restored=restored,
+                        metric=doc.metrics[0], seed=doc.seed, device=device)
     result.figures += made.figures
     result.notes += made.notes
     result.data = {**made.data, "codebook_method": name}
