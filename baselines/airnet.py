@@ -1,6 +1,6 @@
 """AirNet (Li et al., CVPR 2022) re-implemented for dacode-bench.
 
-Architecture facts: ../shared/research/baselines.md §2 (XLearning-SCU/2022-CVPR-AirNet
+Architecture facts: docs/models/airnet.md (XLearning-SCU/2022-CVPR-AirNet
 ``net/*.py`` @bedea82); key names and shapes: specs/airnet_state_dict.json.  The
 defaults build the all-in-one release (``ckpt/All.pth``): 584 state-dict entries
 (528 parameters + 56 buffers), 8,930,313 parameters, MoCo queue 256 x 1280.
@@ -25,12 +25,13 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from baselines.deform_conv import deform_conv2d
 
 __all__ = ["AirNet", "MINI_CONFIG", "DCNLayer"]
 
-# Offline "mini" profile (issue 4, item 6): 2 groups x 1 block of 16 channels (4
+# Offline "mini" profile: 2 groups x 1 block of 16 channels (4
 # deformable convolutions instead of 50), encoder widths a quarter of the release, a
 # 256-entry queue (~0.23M parameters, 3-4 training steps/s at batch 4 x 64x64 here).
 MINI_CONFIG = dict(
@@ -40,6 +41,7 @@ MINI_CONFIG = dict(
     encoder_channels=(16, 32, 64),
     moco_dim=64,
     queue_size=256,
+    activation_checkpointing=False,  # small activations: recomputing them would only cost time
 )
 
 
@@ -220,22 +222,30 @@ class DGG(nn.Module):
     def __init__(self, c: int, c_guide: int, n_blocks: int, backend: str):
         super().__init__()
         self.body = nn.Sequential(*[DGB(c, c_guide, backend) for _ in range(n_blocks)], _conv(c, c))
+        self.checkpoint_blocks = False  # set by DGRN
 
     def forward(self, x: Tensor, inter: Tensor) -> Tensor:
         y = x
+        recompute = self.checkpoint_blocks and torch.is_grad_enabled() and self.training
         for block in self.body[:-1]:
-            y = block(y, inter)
+            # activation checkpointing: a block's inner activations (~70 MB per 128² image at the
+            # released width, 25 blocks) are recomputed in backward instead of kept; same numbers
+            y = checkpoint(block, y, inter, use_reentrant=False) if recompute else block(y, inter)
         return self.body[-1](y) + x
 
 
 class DGRN(nn.Module):
     """head conv -> groups + conv with a long skip -> tail conv (no input residual)."""
 
-    def __init__(self, n_feats: int, n_groups: int, n_blocks: int, c_guide: int, backend: str):
+    def __init__(self, n_feats: int, n_groups: int, n_blocks: int, c_guide: int, backend: str,
+                 checkpoint_groups: bool = False):  # checkpoint every block of every group
         super().__init__()
+        self.checkpoint_groups = checkpoint_groups
         self.head = nn.Sequential(_conv(3, n_feats))
         self.body = nn.Sequential(*[DGG(n_feats, c_guide, n_blocks, backend) for _ in range(n_groups)],
                                   _conv(n_feats, n_feats))
+        for group in self.body[:-1]:
+            group.checkpoint_blocks = checkpoint_groups
         self.tail = nn.Sequential(_conv(n_feats, 3))
 
     def forward(self, x: Tensor, inter: Tensor) -> Tensor:
@@ -275,6 +285,7 @@ class AirNet(nn.Module):
         contrast_weight: float = 0.1,
         key_crop: float = 0.75,
         dcn_backend: str = "auto",
+        activation_checkpointing: bool = True,
     ):
         super().__init__()
         if len(encoder_channels) != 3:
@@ -285,11 +296,12 @@ class AirNet(nn.Module):
             n_feats=n_feats, n_groups=n_groups, n_blocks=n_blocks, encoder_channels=tuple(encoder_channels),
             moco_dim=moco_dim, queue_size=queue_size, momentum=momentum, temperature=temperature,
             contrast_weight=contrast_weight, key_crop=key_crop, dcn_backend=dcn_backend,
+            activation_checkpointing=activation_checkpointing,
         )
         self.contrast_weight = float(contrast_weight)
         self.contrast_only = False
         self.key_crop = float(key_crop)
-        self.R = DGRN(n_feats, n_groups, n_blocks, encoder_channels[0], dcn_backend)
+        self.R = DGRN(n_feats, n_groups, n_blocks, encoder_channels[0], dcn_backend, activation_checkpointing)
         self.E = CBDE(encoder_channels, moco_dim, queue_size, momentum, temperature)
 
     @property

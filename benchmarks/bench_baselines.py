@@ -18,7 +18,6 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import harness  # noqa: E402,F401  (torchvision shim before anything imports torchvision)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 

@@ -168,3 +168,21 @@ def test_key_view_is_an_independent_crop_of_each_sample():
     for i in range(3):
         hits = [(y, c) for y in range(5) for c in range(4) if torch.equal(x[i, :, y:y + 12, c:c + 9], key[i])]
         assert len(hits) == 1
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    """The released AirNet recomputes each group's activations in backward (memory); the numbers
+    must be those of keeping them."""
+    def step(checkpointing: bool):
+        torch.manual_seed(3)
+        model = _small(activation_checkpointing=checkpointing).train()
+        x, y = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+        loss = model.training_loss(x, y)
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    (loss_a, grads_a), (loss_b, grads_b) = step(False), step(True)
+    assert torch.equal(loss_a, loss_b) and grads_a.keys() == grads_b.keys()
+    assert all(torch.allclose(grads_a[k], grads_b[k], rtol=1e-6, atol=1e-7) for k in grads_a)
+    assert baselines.create_model("airnet").R.checkpoint_groups  # the release trains with it
+    assert not baselines.create_model("airnet", **baselines.mini_config("airnet")).R.checkpoint_groups

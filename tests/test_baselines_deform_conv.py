@@ -6,17 +6,30 @@ References used here, none of which calls the code under test:
 * ``F.conv2d`` for zero offsets;
 * a scalar loop implementing torchvision's documented bilinear rule (float64);
 * ``torchvision.ops.deform_conv2d`` itself where its C++ ops load.
+
+The memory-lean op (recomputes the sampling in backward) is compared with the
+reference op (``deform_conv2d_reference``, checked above against the scalar loop):
+outputs and every gradient, alone and inside the AirNet mini model.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.deform_conv import deform_conv2d, deform_conv2d_torch, torchvision_deform_conv_available
-
+import baselines
+import baselines.deform_conv as dc
+from baselines.deform_conv import (
+    deform_conv2d,
+    deform_conv2d_lean,
+    deform_conv2d_reference,
+    deform_conv2d_torch,
+    memory_mode,
+    torchvision_deform_conv_available,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,3 +238,197 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(
         lambda a, b, c, d: deform_conv2d_torch(a, b, c, None, 1, 1, 1, d), (x, off, w, mask), eps=1e-6, atol=1e-5
     )
+
+
+# ----------------------------------------------------------------------------- lean op vs reference
+# (n, c, h, w, c_out, kernel, stride, padding, dilation, groups, offset_groups, mask, chunk_elements)
+LEAN_CASES = {
+    "plain": (2, 4, 6, 5, 4, (3, 3), 1, 1, 1, 1, 1, True, None),
+    "groups-stride-dilation": (2, 4, 6, 5, 4, (3, 3), 2, 2, 2, 2, 2, True, 7),
+    "no-mask-three-offset-groups": (3, 6, 9, 8, 4, (3, 3), 1, 1, 1, 2, 3, False, 500),
+    "one-pixel-wide": (2, 8, 7, 1, 6, (3, 3), 1, 1, 1, 1, 2, True, 20),
+    "asymmetric": (1, 4, 5, 6, 2, (2, 3), (1, 2), (0, 1), (2, 1), 2, 1, True, 30),
+    "single-image-chunk-of-rows": (2, 3, 8, 8, 5, (3, 3), 1, 1, 1, 1, 1, True, 3 * 9 * 8 * 3),
+}
+
+
+def _lean_case(case, dtype, seed=0):
+    n, c, h, w, o, (kh, kw), stride, pad, dil, groups, og, with_mask, chunk = case
+    (sh, sw), (ph, pw), (dh, dw) = dc._pair(stride), dc._pair(pad), dc._pair(dil)
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    g = torch.Generator().manual_seed(seed)
+    tensors = dict(
+        input=torch.randn(n, c, h, w, generator=g, dtype=dtype),
+        # displacements up to +-3 px: many samples partly or wholly outside the image
+        offset=3.0 * (2 * torch.rand(n, 2 * og * kh * kw, ho, wo, generator=g, dtype=dtype) - 1),
+        weight=torch.randn(o, c // groups, kh, kw, generator=g, dtype=dtype),
+        bias=torch.randn(o, generator=g, dtype=dtype),
+        mask=torch.rand(n, og * kh * kw, ho, wo, generator=g, dtype=dtype) if with_mask else None,
+    )
+    grad_out = torch.randn(n, o, ho, wo, generator=g, dtype=dtype)
+    return tensors, grad_out, dict(stride=stride, padding=pad, dilation=dil), chunk
+
+
+def _output_and_grads(fn, tensors, grad_out, geometry, **extra):
+    leaves = {k: v.clone().requires_grad_(True) for k, v in tensors.items() if v is not None}
+    out = fn(leaves["input"], leaves["offset"], leaves["weight"], leaves["bias"], mask=leaves.get("mask"),
+             **geometry, **extra)
+    out.backward(grad_out)
+    return {"output": out.detach(), **{k: v.grad for k, v in leaves.items()}}
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("case", sorted(LEAN_CASES))
+def test_lean_matches_reference_outputs_and_all_gradients(case, dtype, tol):
+    tensors, grad_out, geometry, chunk = _lean_case(LEAN_CASES[case], dtype)
+    ref = _output_and_grads(deform_conv2d_reference, tensors, grad_out, geometry)
+    lean = _output_and_grads(deform_conv2d_lean, tensors, grad_out, geometry, chunk_elements=chunk)
+    assert set(lean) == set(ref)
+    for name in ref:
+        assert lean[name].dtype == ref[name].dtype
+        diff = (lean[name] - ref[name]).abs().max().item()
+        assert diff <= tol, f"{name}: max |lean - reference| = {diff:.2e}"
+
+
+@pytest.mark.parametrize("chunk", [1, 100, None])
+def test_lean_result_does_not_depend_on_chunking(chunk):
+    tensors, grad_out, geometry, _ = _lean_case(LEAN_CASES["plain"], torch.float64, seed=6)
+    whole = _output_and_grads(deform_conv2d_lean, tensors, grad_out, geometry, chunk_elements=10**9)
+    parts = _output_and_grads(deform_conv2d_lean, tensors, grad_out, geometry, chunk_elements=chunk)
+    for name in whole:
+        assert (parts[name] - whole[name]).abs().max().item() < 1e-12
+
+
+def test_lean_chunk_plan_covers_every_image_and_row_once():
+    for n, per_row, h_out, budget in [(5, 10, 4, 100), (3, 10, 4, 25), (2, 10, 4, 5), (1, 7, 1, 1)]:
+        seen = torch.zeros(n, h_out, dtype=torch.int64)
+        for b0, b1, r0, r1 in dc._plan_chunks(n, per_row, h_out, budget):
+            assert (b1 - b0) * (r1 - r0) * per_row <= max(budget, per_row)
+            seen[b0:b1, r0:r1] += 1
+        assert torch.equal(seen, torch.ones_like(seen))
+
+
+def test_lean_gradcheck_float64():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 2, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+    # away from integer sampling coordinates, where bilinear sampling has kinks
+    off = torch.randint(-1, 2, (2, 18, 4, 4), generator=g) + 0.25 + 0.5 * torch.rand(2, 18, 4, 4, generator=g)
+    off = off.double().requires_grad_(True)
+    mask = torch.rand(2, 9, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    for chunk in (None, 2 * 9 * 4):  # whole batch at once; bands of two rows
+        assert torch.autograd.gradcheck(
+            lambda a, o, c, m, e: deform_conv2d_lean(a, o, c, e, 1, 1, 1, m, chunk_elements=chunk),
+            (x, off, w, mask, b), eps=1e-6, atol=1e-5,
+        )
+
+
+def test_lean_saves_only_its_inputs():
+    """Saved for backward: input, offset, mask, weight; the reference also keeps the sampled columns."""
+    g = torch.Generator().manual_seed(8)
+    n, c, h, w = 2, 8, 16, 16
+    x = torch.randn(n, c, h, w, generator=g, requires_grad=True)
+    weight = torch.randn(8, c, 3, 3, generator=g, requires_grad=True)
+    off = torch.randn(n, 18, h, w, generator=g, requires_grad=True)
+    mask = torch.rand(n, 9, h, w, generator=g, requires_grad=True)
+
+    def saved_bytes(fn):
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn(x, off, weight, None, 1, 1, 1, mask)
+        return sum(storages.values())
+
+    inputs = sum(t.numel() * t.element_size() for t in (x, off, mask, weight))
+    columns = n * c * 9 * h * w * 4
+    assert saved_bytes(deform_conv2d_lean) <= inputs
+    assert saved_bytes(deform_conv2d_reference) >= columns
+
+
+def test_lean_double_backward_raises_clearly():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 2, 5, 5, generator=g, requires_grad=True)
+    w = torch.randn(2, 2, 3, 3, generator=g, requires_grad=True)
+    off, mask = torch.randn(1, 18, 5, 5, generator=g), torch.rand(1, 9, 5, 5, generator=g)
+    out = deform_conv2d_lean(x, off, w, None, 1, 1, 1, mask)
+    with pytest.raises(RuntimeError, match="double backward"):
+        torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    # the reference op stays twice differentiable
+    out = deform_conv2d_reference(x, off, w, None, 1, 1, 1, mask)
+    (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    gx.sum().backward()
+    assert w.grad is not None
+
+
+def test_lean_under_bf16_autocast_computes_in_float32():
+    tensors, grad_out, geometry, _ = _lean_case(LEAN_CASES["plain"], torch.float32, seed=10)
+    full = _output_and_grads(deform_conv2d_lean, tensors, grad_out, geometry)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in tensors.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = deform_conv2d_lean(leaves["input"], leaves["offset"], leaves["weight"], leaves["bias"],
+                                 mask=leaves["mask"], **geometry)
+    assert out.dtype == torch.bfloat16  # the autocast dtype, like a convolution under autocast
+    out.float().backward(grad_out)
+    # float32 inside: the only error is the final rounding to bfloat16 (8 mantissa bits)
+    assert (out.float() - full["output"]).abs().max().item() <= 2 ** -8 * full["output"].abs().max().item()
+    for name, t in leaves.items():  # the incoming gradient is bfloat16 too (the cast's backward)
+        assert t.grad.dtype == torch.float32
+        assert (t.grad - full[name]).abs().max().item() <= 2 ** -7 * full[name].abs().max().item(), name
+    # bfloat16 tensors without autocast: float32 inside, bfloat16 result
+    out16 = deform_conv2d_lean(*(tensors[k].bfloat16() for k in ("input", "offset", "weight", "bias")),
+                               mask=tensors["mask"].bfloat16(), **geometry)
+    assert out16.dtype == torch.bfloat16
+
+
+def test_memory_switch_and_dispatch():
+    tensors, _, geometry, _ = _lean_case(LEAN_CASES["plain"], torch.float32, seed=11)
+    args = (tensors["input"], tensors["offset"], tensors["weight"], tensors["bias"])
+    ref = deform_conv2d_reference(*args, mask=tensors["mask"], **geometry)
+    for memory in ("lean", "reference", None):
+        out = deform_conv2d_torch(*args, mask=tensors["mask"], memory=memory, **geometry)
+        assert (out - ref).abs().max().item() <= 1e-5
+    with memory_mode("reference"):
+        assert dc._default_memory == "reference"
+        out = deform_conv2d(*args, mask=tensors["mask"], backend="torch", **geometry)
+        assert out.grad_fn is None
+    assert dc._default_memory == "lean"
+    x = tensors["input"].clone().requires_grad_(True)
+    out = deform_conv2d(x, *args[1:], mask=tensors["mask"], backend="torch", **geometry)
+    assert "LeanDeformConv2d" in type(out.grad_fn).__name__
+    with pytest.raises(ValueError, match="memory"):
+        deform_conv2d_torch(*args, memory="small")
+    with pytest.raises(ValueError, match="memory"):
+        with memory_mode("small"):
+            pass
+
+
+def test_lean_in_airnet_mini_gives_reference_loss_and_gradients(monkeypatch):
+    # small chunks so that the model's layers run in several row bands
+    monkeypatch.setattr(dc, "DEFAULT_CHUNK_ELEMENTS", 16 * 9 * 32 * 5)
+    torch.manual_seed(0)
+    model = baselines.create_model("airnet", dcn_backend="torch", **baselines.mini_config("airnet")).train()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # non-zero offsets (~1.5 px on average) and masks instead of the zero init
+        for name, module in model.named_modules():
+            if name.endswith("conv_offset_mask"):
+                module.weight.normal_(0, 0.1, generator=g)
+                module.bias.normal_(0, 1.0, generator=g)
+    x, y = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    results = {}
+    for memory in ("reference", "lean"):
+        m = copy.deepcopy(model)
+        torch.manual_seed(3)  # same key crops
+        with memory_mode(memory):
+            loss = m.training_loss(x, y)
+            loss.backward()
+        results[memory] = loss.detach(), {k: p.grad for k, p in m.named_parameters() if p.grad is not None}
+    (loss_ref, grads_ref), (loss_lean, grads_lean) = results["reference"], results["lean"]
+    assert abs(loss_lean.item() - loss_ref.item()) <= 1e-5 * abs(loss_ref.item())
+    assert grads_lean.keys() == grads_ref.keys() and any("dcn.weight" in k for k in grads_ref)
+    for k, ref in grads_ref.items():
+        assert (grads_lean[k] - ref).abs().max().item() <= 1e-5 * ref.abs().max().item() + 1e-12, k
