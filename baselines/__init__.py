@@ -24,7 +24,11 @@ from typing import Any, Callable, Dict, List, Mapping
 from torch import Tensor, nn
 
 from baselines.checkpoints import (
-    CheckpointMismatchError, CheckpointReadError, UnsafeCheckpointError, load_checkpoint, read_checkpoint,
+    CheckpointMismatchError,
+    CheckpointReadError,
+    UnsafeCheckpointError,
+    load_checkpoint,
+    read_checkpoint,
 )
 
 __all__ = [

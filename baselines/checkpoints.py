@@ -1,6 +1,7 @@
 """Loading the officially released baseline checkpoints, without Lightning or mmcv.
 
-Formats (baselines.md §1.5 and §2.4; specs/*_state_dict.json):
+Formats (docs/models/promptir.md#released-checkpoint and docs/models/airnet.md#checkpoint-files;
+specs/*_state_dict.json):
 
 * PromptIR ``model.ckpt``: a Lightning checkpoint, a dict whose ``state_dict``
   maps ``"net." + <PromptIR(decoder=True) key>`` to tensors (548 keys); the

@@ -1,6 +1,6 @@
 """PromptIR (Potlapalli et al., NeurIPS 2023) re-implemented for dacode-bench.
 
-Architecture facts: ../shared/research/baselines.md §1 (va1shn9v/PromptIR
+Architecture facts: docs/models/promptir.md (va1shn9v/PromptIR
 ``net/model.py`` @106159a); key names and shapes: specs/promptir_state_dict.json.
 The defaults build the released model, ``PromptIR(decoder=True)``: 548 tensors,
 35,592,263 parameters, including the six 1x1 convolutions that the released
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 __all__ = ["PromptIR", "TransformerBlock", "PromptGenBlock", "MINI_CONFIG"]
 
-# Offline "mini" profile (issue 4, item 6): a quarter of the width, one block per level
+# Offline "mini" profile: a quarter of the width, one block per level
 # (~1.07M parameters, about 3 training steps/s at batch 4 x 64x64 on one core here).
 # Prompt widths are the released (64, 128, 320) scaled by dim/48 = 1/4; prompt sizes
 # equal the feature size at which each prompt is used for 64x64 training patches (the
@@ -188,7 +188,8 @@ class PromptGenBlock(nn.Module):
         self.linear_layer = nn.Linear(feat_dim, length)
         self.conv3x3 = _conv3x3(prompt_dim, prompt_dim, False)
         # The released checkpoint was trained while the prompt components got no
-        # gradient (baselines.md §1.2 "History"); learnable=False reproduces that.
+        # gradient (docs/models/promptir.md#prompt-gradients-in-the-released-checkpoint);
+        # learnable=False reproduces that.
         self.learnable = learnable
 
     def forward(self, x: Tensor) -> Tensor:
@@ -237,7 +238,8 @@ class PromptIR(nn.Module):
         if not decoder:
             raise ValueError(
                 "PromptIR(decoder=False) cannot run: the official up4_3 then receives the 8*dim latent "
-                "where it expects 4*dim channels (baselines.md §1.1); the released model is decoder=True"
+                "where it expects 4*dim channels (docs/models/promptir.md#released-model); "
+                "the released model is decoder=True"
             )
         if len(num_blocks) != 4 or len(heads) != 4 or len(prompt_dims) != 3 or len(prompt_sizes) != 3:
             raise ValueError("num_blocks and heads need 4 entries, prompt_dims and prompt_sizes 3")
@@ -258,7 +260,7 @@ class PromptIR(nn.Module):
         self.prompt1 = PromptGenBlock(p1, prompt_len, prompt_sizes[0], c2, learnable_prompts)
         self.prompt2 = PromptGenBlock(p2, prompt_len, prompt_sizes[1], c3, learnable_prompts)
         self.prompt3 = PromptGenBlock(p3, prompt_len, prompt_sizes[2], c4, learnable_prompts)
-        # Never called in forward; present in the release (baselines.md §1.3 "Dead modules").
+        # Never called in forward; present in the release (docs/models/promptir.md#dead-modules).
         self.chnl_reduce1 = _conv1x1(p1, p1, bias)
         self.chnl_reduce2 = _conv1x1(p2, p2, bias)
         self.chnl_reduce3 = _conv1x1(p3, r3, bias)

@@ -1,4 +1,4 @@
-"""CPU benchmarks of DACode's efficiency (issue 3, item 5), with pytest-benchmark.
+"""CPU benchmarks of DACode's efficiency, with pytest-benchmark.
 
 Run from the repository root (``-s`` shows the figures; they are also in the benchmark JSON's
 ``extra_info``)::

@@ -1,7 +1,7 @@
 """Named image-quality protocols: ``score(name, restored, target)``.
 
 Papers in this field compute "PSNR/SSIM" in incompatible ways (RGB vs Y, window, 8-bit
-vs float; ../shared/research/protocols.md §3), so every protocol has a name and a stated
+vs float; docs/protocols.md#metrics), so every protocol has a name and a stated
 convention, and tables footnote the one they used.
 
 Default protocol (``psnr_y`` / ``ssim_y``), the BasicSR/MATLAB convention:
@@ -12,7 +12,8 @@ Default protocol (``psnr_y`` / ``ssim_y``), the BasicSR/MATLAB convention:
 - computed by pyiqa with ``test_y_channel=True`` and ``color_space='ycbcr'``. pyiqa's own
   default is YIQ, which reads 20·log10(255/219) ≈ 1.32 dB lower — never use it;
 - SSIM: 11×11 Gaussian window σ = 1.5, valid region, Y rounded to integers (pyiqa follows
-  MATLAB here; BasicSR, which does not round Y, reads ~1e-3 higher: deps.md §2).
+  MATLAB here; BasicSR, which does not round Y, reads ~1e-3 higher:
+  docs/dependencies.md#basicsr-vs-matlab-ssim-rounding).
   pyiqa filters with a dense 11×11 float64 depth-wise convolution (~0.4 s per 481×321 image
   on a 2-core CPU). The Gaussian window is separable, so ``ssim_y`` runs pyiqa's own Y
   conversion and pyiqa's SSIM formula (including its ReLU on the contrast-structure map)
@@ -21,7 +22,7 @@ Default protocol (``psnr_y`` / ``ssim_y``), the BasicSR/MATLAB convention:
   (tests/test_metrics.py holds it to that).
 - no border crop.
 
-RGB protocols of the compared papers (../shared/research/protocols.md §3, baselines.md §3):
+RGB protocols of the compared papers (docs/protocols.md#rgb-protocols-of-the-compared-papers):
 - ``psnr_rgb`` / ``ssim_rgb`` — PromptIR, AirNet, AdaIR: scikit-image on RGB floats in [0, 1]
   (restored output clipped, *not* quantised), ``data_range=1``; SSIM with the default uniform
   7×7 window and sample covariance, averaged over the three channels

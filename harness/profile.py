@@ -1,6 +1,6 @@
 """Model profiling: parameters, FLOPs/MACs, latency and peak memory, with the conditions recorded.
 
-Conventions (../shared/research/protocols.md §4):
+Conventions (docs/protocols.md#flops-and-macs):
 - FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``, which counts a multiply-add
   as 2 FLOPs; MACs = FLOPs / 2 (what fvcore/thop report and many papers call "FLOPs").
 - On the CPU, fused attention runs as ``aten._scaled_dot_product_flash_attention_for_cpu``,

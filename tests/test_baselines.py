@@ -1,8 +1,9 @@
 """baselines package: registry, PromptIR structure and behaviour.
 
 Structure is checked against the key/shape list extracted from the official
-code (baselines/specs/promptir_state_dict.json, a copy of shared/specs);
-behaviour against hand-computed values and formulas written out here.
+code (baselines/specs/promptir_state_dict.json; format in
+docs/models/promptir.md#key-and-shape-lists), and that copy against a private copy beside the
+checkout, when present; behaviour against hand-computed values and formulas written out here.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import baselines
 from baselines.promptir import ChannelAttention, ChannelNorm, GatedFeedForward, PromptGenBlock
 
 SPECS = pathlib.Path(baselines.__file__).parent / "specs"
+# A private copy of the spec lists beside the checkout, when present (absent from a fresh clone):
+# the test_spec*_matches_shared tests compare specs/ with it and skip without it.
 SHARED_SPECS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "specs"
 SMALL = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 2, 2, 4),
              prompt_dims=(8, 8, 16), prompt_sizes=(8, 4, 2))
@@ -60,7 +63,7 @@ def test_unknown_override_names_the_accepted_ones():
 def test_specs_copy_matches_shared(name):
     shared = SHARED_SPECS / f"{name}_state_dict.json"
     if not shared.exists():
-        pytest.skip("shared/specs is not beside this checkout")
+        pytest.skip("no private copy of the spec lists (../shared/specs) beside this checkout")
     assert json.loads(shared.read_text()) == _spec(name)
 
 

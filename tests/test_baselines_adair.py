@@ -1,7 +1,8 @@
 """AdaIR port: released structure, frequency split, padding, checkpoint loading.
 
 Structure is checked against the key/shape list extracted from the official code
-(baselines/specs/adair_state_dict.json, a copy of shared/specs); behaviour against
+(baselines/specs/adair_state_dict.json; docs/models/adair.md#released-model), and that copy
+against a private copy beside the checkout, when present; behaviour against
 hand-computed values and references written out here.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ import baselines
 from baselines.adair import AdaIR, CrossChannelAttention, FreModule, FreRefine, fft_mask_half_size
 
 SPECS = pathlib.Path(baselines.__file__).parent / "specs"
+# A private copy of the spec lists beside the checkout, when present (absent from a fresh clone):
+# the test_spec*_matches_shared tests compare specs/ with it and skip without it.
 SHARED_SPECS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "specs"
 SMALL = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 2, 2, 4))
 # Parameters that get no gradient: fre*.conv and fre*.score_gen are never called by the
@@ -40,7 +43,7 @@ def _entries(model):
 def test_spec_copy_matches_shared():
     shared = SHARED_SPECS / "adair_state_dict.json"
     if not shared.exists():
-        pytest.skip("shared/specs is not beside this checkout")
+        pytest.skip("no private copy of the spec lists (../shared/specs) beside this checkout")
     assert json.loads(shared.read_text()) == _spec()
 
 

@@ -54,7 +54,7 @@ def _synthetic_state_dict(name: str, seed: int = 0, queue_len: int | None = None
 
 
 def _lightning_file(state_dict: dict) -> dict:
-    """What Lightning 2.0 writes for PromptIRModel (baselines.md §1.5)."""
+    """What Lightning 2.0 writes for PromptIRModel (docs/models/promptir.md#released-checkpoint)."""
     return {
         "epoch": 119,
         "global_step": 534_000,

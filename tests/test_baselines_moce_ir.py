@@ -1,7 +1,8 @@
 """MoCE-IR / MoCE-IR-S: released structure, router randomness, losses, checkpoint loading.
 
 Structure is checked against the key/shape lists extracted from the official code
-(baselines/specs/moce_ir*_state_dict.json, copies of shared/specs); behaviour against
+(baselines/specs/moce_ir*_state_dict.json; docs/models/moce_ir.md#released-models), and those
+copies against a private copy beside the checkout, when present; behaviour against
 formulas written out here (docs/models/moce_ir.md), never against the module itself.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ from baselines import CheckpointMismatchError
 from baselines.moce_ir import MINI_CONFIG, MINI_CONFIG_S, AdapterLayer, MoCEIR, RoutingFunction, fft_l1_loss
 
 SPECS = pathlib.Path(baselines.__file__).parent / "specs"
+# A private copy of the spec lists beside the checkout, when present (absent from a fresh clone):
+# the test_spec*_matches_shared tests compare specs/ with it and skip without it.
 SHARED_SPECS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "specs"
 RELEASES = {"moce_ir": (48, 25_353_796), "moce_ir_s": (32, 11_477_752)}
 TINY = dict(MINI_CONFIG_S)  # dim 8, one block per stage: 3 decoder blocks, 3 routers
@@ -70,7 +73,7 @@ def _cv2(v):
 def test_specs_copy_matches_shared(name):
     shared = SHARED_SPECS / f"{name}_state_dict.json"
     if not shared.exists():
-        pytest.skip("shared/specs is not beside this checkout")
+        pytest.skip("no private copy of the spec lists (../shared/specs) beside this checkout")
     assert json.loads(shared.read_text()) == _spec(name)
 
 

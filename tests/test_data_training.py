@@ -30,7 +30,7 @@ def test_three_task_mixture_and_epoch_size():
     parts = mixture_for(THREE_TASK)
     assert [(p.key, p.repeat) for p in parts] == [
         ("reside_ots", 1), ("rain100l_train", 120), ("bsd400_wed/σ15", 3), ("bsd400_wed/σ25", 3), ("bsd400_wed/σ50", 3)]
-    # with the published list sizes the epoch is PromptIR's 142,431 samples (baselines.md §4)
+    # with the published list sizes the epoch is PromptIR's 142,431 samples (docs/protocols.md#training-mixture)
     sizes = {"reside_ots": 72135, "rain100l_train": 200, "bsd400_wed": 5144}
     dummy = Item("x", pathlib.Path("x.png"))
     sampler = MixtureSampler([TrainSource(p, [dummy] * sizes[p.dataset_id]) for p in parts])

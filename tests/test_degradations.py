@@ -32,7 +32,7 @@ def _clean(h=48, w=64):
 
 
 def test_noise_is_the_denoising_protocol():
-    """clip(clean + randn·σ, 0, 255) then a truncating uint8 cast (baselines.md §3.1)."""
+    """clip(clean + randn·σ, 0, 255) then a truncating uint8 cast (docs/protocols.md#denoising-noise)."""
     clean = _clean()
     noisy = add_gaussian_noise(clean, 25, np.random.default_rng(7))
     expected_noise = np.random.default_rng(7).standard_normal(clean.shape)

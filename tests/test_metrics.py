@@ -165,7 +165,8 @@ def test_gaussian_and_uniform_ssim_differ(noisy_pairs):
     target = _to_tensor(noisy_pairs[0][1])
     uniform = score("ssim_rgb", restored, target).item()
     gauss = score("ssim_rgb_gauss", restored, target).item()
-    assert abs(uniform - gauss) > 1e-3  # the variants are not interchangeable (protocols.md §0.2)
+    # the variants are not interchangeable (docs/protocols.md#ssim-variants-are-not-interchangeable)
+    assert abs(uniform - gauss) > 1e-3
 
 
 def test_ssim_y_equals_pyiqa_ssim_ycbcr(noisy_pairs):

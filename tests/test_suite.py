@@ -28,7 +28,8 @@ def test_the_paper_disagrees_with_itself_exactly_here():
     """Every printed Average is recomputed from its columns, every textual claim from the table.
 
     The numbers stay as printed (never fix the paper); these are the places where they
-    disagree, found by hand-checking ../shared/paper/dacode-paper.txt.
+    disagree, found by hand-checking the paper's text
+    (docs/models/dacode.md#where-the-paper-disagrees-with-itself).
     """
     from harness.consistency import check_suite
 

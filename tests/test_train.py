@@ -16,7 +16,8 @@ def test_cosine_reaches_zero_and_warms_up():
 
 
 def test_promptir_schedule_closed_form():
-    """lr(e) = 2e-4·e/14 for e < 15, then 1e-4·(1 + cos(π(e−15)/135)) (baselines.md §4)."""
+    """lr(e) = 2e-4·e/14 for e < 15, then 1e-4·(1 + cos(π(e−15)/135))
+    (docs/protocols.md#promptirs-warm-up-cosine)."""
     assert promptir_lr(0, 2e-4) == 0.0
     assert promptir_lr(7, 2e-4) == pytest.approx(1e-4)
     assert promptir_lr(14, 2e-4) == pytest.approx(2e-4)

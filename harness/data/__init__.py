@@ -99,7 +99,7 @@ def dihedral(img: np.ndarray, k: int) -> np.ndarray:
 
 def center_crop_multiple(img: np.ndarray, base: int) -> np.ndarray:
     """Crop to a multiple of ``base`` as the PromptIR family does (crop_img(base=16)):
-    the excess h % base is split with the smaller half on top (baselines.md §3.1)."""
+    the excess h % base is split with the smaller half on top (docs/protocols.md#test-images-crop)."""
     h, w = img.shape[:2]
     ch, cw = h % base, w % base
     return img[ch // 2 : h - ch + ch // 2, cw // 2 : w - cw + cw // 2]

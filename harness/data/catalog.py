@@ -1,17 +1,17 @@
 """The dataset catalogue: every dataset id a suite or the training mixture can name.
 
-Facts and their sources (``../shared/research`` = ``/work/shared/research``):
+Facts and their sources (docs/datasets.md, docs/protocols.md#training-mixture):
 
-- counts: protocols.md §2.1 (BSD68 68, Rain100L 100, SOTS-outdoor 500 — InstructIR asserts
-  500, one user reports a 492-pair copy —, GoPro 1111 and LOL-v1 15 — InstructIR asserts —,
-  CDD-11 11 types; 200 test scenes per type is third-party and unverified) and §2.2 (training
+- counts: docs/datasets.md#dataset-ids (BSD68 68, Rain100L 100, SOTS-outdoor 500 — InstructIR
+  asserts 500, one user reports a 492-pair copy —, GoPro 1111 and LOL-v1 15 — InstructIR
+  asserts —, CDD-11 11 types; 200 test scenes per type is third-party and unverified; training
   lists: 5,144 BSD400+WED, 200 Rain100L-train, 72,135 RESIDE-OTS); LOL-v1 train 485 from the
-  HF card ``geekyrakshit/LoL-Dataset`` (protocols.md §2.1);
+  HF card ``geekyrakshit/LoL-Dataset`` (docs/datasets.md#dataset-ids);
 - pairing rules: PromptIR ``_get_gt_path`` / ``_get_gt_name`` / ``_get_nonhazy_name``
-  (protocols.md §2.1–2.2, baselines.md §3.1, §4); CDD-11 ``<type>/x.png`` ↔ ``clear/x.png``
-  (OneRestore README, protocols.md §2.3);
-- repetition factors of the training mixture: baselines.md §4 (denoise ×3 per σ, rain ×120,
-  haze ×1; PromptIR ``train.py``) and §5 (GoPro ×5, LOL ×20; AdaIR and MoCE-IR).
+  (docs/datasets.md#pairing-rules); CDD-11 ``<type>/x.png`` ↔ ``clear/x.png``
+  (OneRestore README, docs/datasets.md#onerestore-cdd-11);
+- repetition factors of the training mixture: docs/protocols.md#training-mixture (denoise ×3
+  per σ, rain ×120, haze ×1: PromptIR ``train.py``; GoPro ×5, LOL ×20: AdaIR and MoCE-IR).
 
 Column convention (both profiles): a column's ``dataset`` names a *test* set below and its
 ``task`` must be the set's task. CDD-11 columns are ``task: composite, dataset: cdd11,
@@ -25,7 +25,7 @@ from typing import Callable
 
 from harness.data.errors import ColumnDataError, UnknownDatasetError
 
-# CDD-11's eleven degradation folders, named as in OneRestore's data/{train,test}/ (protocols.md §2.3).
+# CDD-11's eleven degradation folders, named as in OneRestore's data/{train,test}/ (docs/datasets.md#onerestore-cdd-11).
 CDD11_TYPES = (
     "low", "haze", "rain", "snow",
     "low_haze", "low_rain", "low_snow", "haze_rain", "haze_snow",
@@ -119,39 +119,41 @@ _CDD11 = "OneRestore (Guo et al. 2024), https://github.com/gy65896/OneRestore ; 
 DATASETS: dict[str, DatasetInfo] = {d.id: d for d in (
     # ---- test sets (the ids suites name) ----
     DatasetInfo("sots_outdoor", "SOTS-outdoor (RESIDE)", "test", "dehaze", "paired", "haze_prefix", 500, True,
-                "protocols.md §2.1 (InstructIR asserts 500; a 492-pair copy circulates)",
+                "docs/datasets.md#dataset-ids (InstructIR asserts 500; a 492-pair copy circulates)",
                 _RESIDE + " (SOTS outdoor)", train_set="reside_ots"),
     DatasetInfo("rain100l", "Rain100L test", "test", "derain", "paired", "rain", 100, True,
-                "protocols.md §2.1", _RAIN, train_set="rain100l_train"),
+                "docs/datasets.md#dataset-ids", _RAIN, train_set="rain100l_train"),
     DatasetInfo("bsd68", "CBSD68", "test", "denoise", "clean", "clean_only", 68, True,
-                "protocols.md §2.1", "CBSD68, https://github.com/clausmichele/CBSD68-dataset (CBSD68/original)",
+                "docs/datasets.md#dataset-ids", "CBSD68, https://github.com/clausmichele/CBSD68-dataset (CBSD68/original)",
                 train_set="bsd400_wed"),
     DatasetInfo("gopro", "GoPro test", "test", "deblur", "paired", "same_name", 1111, True,
-                "protocols.md §2.1 (InstructIR asserts 1111)", _GOPRO, train_set="gopro_train"),
+                "docs/datasets.md#dataset-ids (InstructIR asserts 1111)", _GOPRO, train_set="gopro_train"),
     DatasetInfo("lol_v1", "LOL-v1 eval15", "test", "lowlight", "paired", "same_name", 15, True,
-                "protocols.md §2.1 (InstructIR asserts 15)", _LOL, train_set="lol_v1_train"),
+                "docs/datasets.md#dataset-ids (InstructIR asserts 15)", _LOL, train_set="lol_v1_train"),
     DatasetInfo("cdd11", "CDD-11 test", "test", "composite", "cdd11", "cdd11", 200, False,
-                "protocols.md §2.1 (200 scenes per type: third-party code, unverified)", _CDD11,
+                "docs/datasets.md#dataset-ids (200 scenes per type: third-party code, unverified)", _CDD11,
                 train_set="cdd11_train"),
     # ---- training sets (the paper's mixtures) ----
     DatasetInfo("bsd400_wed", "BSD400 + WED", "train", "denoise", "clean", "clean_only", 5144, False,
-                "protocols.md §2.2 (noisy/denoise.txt: 400 BSD400 + 4,744 WED)",
+                "docs/datasets.md#dataset-ids (noisy/denoise.txt: 400 BSD400 + 4,744 WED)",
                 "BSD400: https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/ ; "
                 "WED: https://ece.uwaterloo.ca/~k29ma/exploration/",
-                repeat=3, repeat_source="baselines.md §4 (×3 per σ)"),
+                repeat=3, repeat_source="docs/protocols.md#training-mixture (×3 per σ)"),
     DatasetInfo("rain100l_train", "Rain100L-train (200 pairs)", "train", "derain", "paired", "rain", 200, False,
-                "protocols.md §2.2 (rainTrain.txt)", _RAIN, repeat=120, repeat_source="baselines.md §4 (×120)"),
+                "docs/datasets.md#dataset-ids (rainTrain.txt)", _RAIN, repeat=120,
+                repeat_source="docs/protocols.md#training-mixture (×120)"),
     DatasetInfo("reside_ots", "RESIDE-OTS", "train", "dehaze", "paired", "haze_prefix", 72135, False,
-                "protocols.md §2.2 (hazy_outside.txt)", _RESIDE + " (OTS)", repeat=1,
-                repeat_source="baselines.md §4 (×1)"),
+                "docs/datasets.md#dataset-ids (hazy_outside.txt)", _RESIDE + " (OTS)", repeat=1,
+                repeat_source="docs/protocols.md#training-mixture (×1)"),
     DatasetInfo("gopro_train", "GoPro train", "train", "deblur", "paired", "same_name", None, False,
-                "not recorded in the research notes", _GOPRO, repeat=5, repeat_source="baselines.md §5 (×5)"),
+                "no public count recorded (docs/datasets.md#dataset-ids)", _GOPRO, repeat=5,
+                repeat_source="docs/protocols.md#training-mixture (×5)"),
     DatasetInfo("lol_v1_train", "LOL-v1 train", "train", "lowlight", "paired", "same_name", 485, False,
-                "HF card geekyrakshit/LoL-Dataset (protocols.md §2.1)", _LOL, repeat=20,
-                repeat_source="baselines.md §5 (×20)"),
+                "HF card geekyrakshit/LoL-Dataset (docs/datasets.md#dataset-ids)", _LOL, repeat=20,
+                repeat_source="docs/protocols.md#training-mixture (×20)"),
     DatasetInfo("cdd11_train", "CDD-11 train", "train", "composite", "cdd11", "cdd11", 1183, False,
-                "protocols.md §2.1 (1,183 scenes per type: third-party code, unverified)", _CDD11, repeat=1,
-                repeat_source="no factor published; each type ×1"),
+                "docs/datasets.md#dataset-ids (1,183 scenes per type: third-party code, unverified)", _CDD11,
+                repeat=1, repeat_source="no factor published; each type ×1"),
 )}
 
 TEST_IDS = tuple(i for i, d in DATASETS.items() if d.split == "test")

@@ -4,7 +4,7 @@ Every function takes ``clean`` as an H×W×3 uint8 array and a ``numpy.random.Ge
 and returns an H×W×3 uint8 array, so the same seed always gives the same image.
 
 - ``add_gaussian_noise``: exactly the denoising test protocol of PromptIR/AirNet
-  (../shared/research/baselines.md §3.1): float64 standard-normal noise times sigma added
+  (docs/protocols.md#denoising-noise): float64 standard-normal noise times sigma added
   to the uint8 image, clipped to [0, 255], then *truncated* (not rounded) to uint8.
 - ``add_haze``: the atmospheric scattering model I = J·t + A·(1 − t), t = exp(−β·d), as
   used to synthesise RESIDE/SOTS, with a synthetic smooth depth map d ∈ [0, 1].
@@ -19,7 +19,8 @@ and returns an H×W×3 uint8 array, so the same seed always gives the same image
   depends on depth) → rain or snow (in front of the scene) → low light (illumination of
   everything the camera sees), e.g. ``low_haze_rain`` = low(rain(haze(J))).
 - ``legacy_noise_stream``: the official test scripts' noise, replayed for parity with
-  published numbers (baselines.md §3.1 "seeding"/"noise"; protocols.md §0.5): one global
+  published numbers (docs/protocols.md#official-single-stream; the per-image alternative:
+  docs/protocols.md#per-image-seeds): one global
   stream seeded with 0 once, σ 15 → 25 → 50 back to back over the same images, ``randn``
   float64 per image, clip, truncating uint8 cast.
 
@@ -277,7 +278,7 @@ def legacy_noise_stream(
 ) -> dict[tuple[float, str], np.ndarray]:
     """The official scripts' denoising inputs: {(σ, image id): noisy uint8 image}.
 
-    PromptIR/AirNet/AdaIR ``test.py`` (baselines.md §3.1) seed numpy's global stream once
+    PromptIR/AirNet/AdaIR ``test.py`` (docs/protocols.md#official-single-stream) seed numpy's global stream once
     (``np.random.seed(0)``) and run σ = 15, 25, 50 back to back over the same images, drawing
     ``np.random.randn(H, W, 3)`` (float64) per image after the crop, then
     ``np.clip(clean + noise·σ, 0, 255).astype(np.uint8)``. So σ = 25's noise depends on σ = 15

@@ -1,6 +1,6 @@
 """Downloads from the Hugging Face Hub, pinned to a commit and verified by sha256.
 
-Copies on the Hub (protocols.md §2.4): CDD-11 ``gy65896/CDD-11`` (official: ``CDD-11_test.zip``
+Copies on the Hub (docs/datasets.md#hugging-face-copies): CDD-11 ``gy65896/CDD-11`` (official: ``CDD-11_test.zip``
 3.77 GB, ``CDD-11_train.zip`` 22.4 GB); CBSD68 ``deepinv/CBSD68`` (third party, webdataset
 tar.gz, 19.7 MB); LOL-v1 ``laxury/LLIE-LoL-v1`` (third party, ``Test/{input,target}``, 15
 PNGs). No verified copy exists of SOTS-outdoor, Rain100L (test or train), GoPro, RESIDE-OTS
@@ -54,13 +54,14 @@ class HubSource:
 
 
 HUB_SOURCES: dict[str, HubSource] = {
-    "cdd11": HubSource("gy65896/CDD-11", ("CDD-11_test.zip",), True, "OneRestore's official copy (protocols.md §2.4)"),
+    "cdd11": HubSource("gy65896/CDD-11", ("CDD-11_test.zip",), True,
+                       "OneRestore's official copy (docs/datasets.md#hugging-face-copies)"),
     "cdd11_train": HubSource("gy65896/CDD-11", ("CDD-11_train.zip",), True,
-                             "OneRestore's official copy, 22.4 GB (protocols.md §2.4)"),
+                             "OneRestore's official copy, 22.4 GB (docs/datasets.md#hugging-face-copies)"),
     "bsd68": HubSource("deepinv/CBSD68", ("*.tar.gz", "*.tar", "*.png"), False,
-                       "third-party webdataset copy (protocols.md §2.4); file layout unverified"),
+                       "third-party webdataset copy (docs/datasets.md#hugging-face-copies); file layout unverified"),
     "lol_v1": HubSource("laxury/LLIE-LoL-v1", ("Test/*",), False,
-                        "third-party copy with Test/{input,target} (protocols.md §2.4)"),
+                        "third-party copy with Test/{input,target} (docs/datasets.md#hugging-face-copies)"),
 }
 
 

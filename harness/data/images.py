@@ -1,7 +1,7 @@
 """Image reading and the clean images bundled with scikit-image (no download needed).
 
 ``read_rgb`` reads any 8-bit image as H×W×3 uint8 RGB the way the PromptIR/AirNet loaders do
-(PIL ``convert('RGB')``, baselines.md §3.1 "to tensor"): grayscale, palette, RGBA and CMYK
+(PIL ``convert('RGB')``, docs/protocols.md#test-images-loading): grayscale, palette, RGBA and CMYK
 images are converted, with an :class:`ImageConversionWarning`; 16-bit and float images are
 refused (PIL would clip them to 8 bits silently); a file that cannot be decoded raises
 :class:`ImageReadError` naming it.

@@ -4,7 +4,7 @@ Roles: ``clean`` (one or more folders of clean images), ``input`` (one or more f
 degraded images) with ``target`` (one folder), or ``root`` (CDD-11: a folder holding
 ``clear/`` and the type folders). Folders are searched recursively for images.
 
-Sources (protocols.md §2.3, baselines.md §3.1, §4, §5):
+Sources (docs/datasets.md#folder-layouts):
 
 - ``promptir`` — PromptIR ``INSTALL.md`` (3-task): ``Train/{Denoise,Derain/{rainy,gt},
   Dehaze/{synthetic,original}}``, ``test/{dehaze/{input,target}, denoise/bsd68,
@@ -39,19 +39,22 @@ _PROMPTIR = {
 }
 
 LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
-    Layout("promptir", "PromptIR/AirNet 3-task", "PromptIR INSTALL.md; protocols.md §2.3", dict(_PROMPTIR)),
-    Layout("airnet", "AirNet 3-task (test/derain/{input,target})", "AirNet test/README.md; baselines.md §3.1", {
+    Layout("promptir", "PromptIR/AirNet 3-task", "PromptIR INSTALL.md; docs/datasets.md#promptir-and-airnet-3-task",
+           dict(_PROMPTIR)),
+    Layout("airnet", "AirNet 3-task (test/derain/{input,target})",
+           "AirNet test/README.md; docs/datasets.md#promptir-and-airnet-3-task", {
         **_PROMPTIR,
         "rain100l": {"input": ("test/derain/input",), "target": ("test/derain/target",)},
     }),
-    Layout("adair", "AdaIR 5-task", "AdaIR INSTALL.md; protocols.md §2.3, baselines.md §5", {
+    Layout("adair", "AdaIR 5-task", "AdaIR INSTALL.md; docs/datasets.md#adair-5-task", {
         **_PROMPTIR,
         "gopro": {"input": ("test/deblur/gopro/input",), "target": ("test/deblur/gopro/target",)},
         "lol_v1": {"input": ("test/enhance/lol/input",), "target": ("test/enhance/lol/target",)},
         "gopro_train": {"input": ("Train/Deblur/blur",), "target": ("Train/Deblur/sharp",)},
         "lol_v1_train": {"input": ("Train/Enhance/low",), "target": ("Train/Enhance/gt",)},
     }),
-    Layout("moce", "MoCE-IR dataset root", "MoCE-IR src/data/dataset_utils.py; protocols.md §2.3, baselines.md §5", {
+    Layout("moce", "MoCE-IR dataset root",
+           "MoCE-IR src/data/dataset_utils.py; docs/datasets.md#moce-ir-dataset-root", {
         "bsd68": {"clean": ("denoising/cBSD68/original_png",)},
         "bsd400_wed": {"clean": ("denoising/BSD400", "denoising/WaterlooED")},
         "rain100l": {"input": ("deraining/Rain100L/rainy",), "target": ("deraining/Rain100L/gt",)},
@@ -67,7 +70,7 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
         "cdd11": {"root": ("cdd11/test",)},
         "cdd11_train": {"root": ("cdd11/train",)},
     }),
-    Layout("onerestore", "OneRestore CDD-11", "OneRestore README; protocols.md §2.3", {
+    Layout("onerestore", "OneRestore CDD-11", "OneRestore README; docs/datasets.md#onerestore-cdd-11", {
         "cdd11": {"root": ("test",)},
         "cdd11_train": {"root": ("train",)},
     }),

@@ -1,6 +1,7 @@
 """Test sets from the real benchmark folders (any layout in ``harness.data.layouts``).
 
-Protocol (docs/protocols.md, "Test images"):
+Protocol (docs/protocols.md#test-images-crop; loading: docs/protocols.md#test-images-loading;
+noise: docs/protocols.md#denoising-noise):
 
 - test images are centre-cropped to a multiple of ``crop_multiple`` (PromptIR family:
   ``crop_img(base=16)``, so Rain100L 481×321 is scored at 480×320; CDD-11: no crop), input

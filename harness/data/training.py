@@ -1,11 +1,12 @@
 """Training data as the paper's mixtures: repetition factors, paired random crops, 7 flips/rotations.
 
-The mixture (baselines.md §4 PromptIR ``train.py``; §5 AdaIR/MoCE-IR for the 5-task setting):
+The mixture (docs/protocols.md#training-mixture: PromptIR ``train.py``; AdaIR/MoCE-IR for the 5-task
+setting, docs/protocols.md#the-5-task-setting):
 
 - one epoch is the concatenation of every source's list repeated by its factor — denoise
   (BSD400+WED) ×3 *per σ*, Rain100L-train ×120, RESIDE-OTS ×1, GoPro-train ×5, LOL-v1-train
   ×20, each CDD-11 type ×1 (no factor is published for CDD-11) — so the 3-task epoch is
-  5,144·3·3 + 200·120 + 72,135 = 142,431 samples (baselines.md §4);
+  5,144·3·3 + 200·120 + 72,135 = 142,431 samples (docs/protocols.md#training-mixture);
 - a sample is a random ``patch_size`` crop taken at the same place in input and target, then
   one of the 7 non-identity flip/rotate variants (PromptIR ``random_augmentation`` draws
   ``randint(1, 7)``: the identity is never chosen), then — for denoising — Gaussian noise on
@@ -53,7 +54,7 @@ def mixture_for(columns: list[ColumnData], train_sigmas: tuple[float, ...] | Non
 
     ``train_sigmas``: the noise levels to train on (default: the suite's denoise columns'
     σ). The PromptIR family trains 3-task models on σ 15/25/50; AdaIR's 5-task models too,
-    although the 5-task table reports σ 25 only (baselines.md §4–5).
+    although the 5-task table reports σ 25 only (docs/protocols.md#the-5-task-setting).
     """
     parts: list[MixturePart] = []
     seen: set[str] = set()
