@@ -286,6 +286,11 @@ def run_suite(
     entries = _with_checkpoints(select_methods(suite, method_names, profile), checkpoints or {})
     if not entries:
         raise HarnessError(f"suite '{suite.name}', profile '{profile}': no method rows to run")
+    if profile_cfg.requires_checkpoints:
+        missing = [e.name for e in entries if not (e.checkpoint or e.outputs)]
+        if missing:
+            raise HarnessError(f"profile '{profile}' of suite '{suite.name}' evaluates given weights only and trains "
+                               f"nothing; give them: --checkpoints {' '.join(f'{n}=FILE' for n in missing)}")
     for entry in entries:
         registry.check_entry(entry)
     if device is None:

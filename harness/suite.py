@@ -58,7 +58,7 @@ class DataProtocol(_Strict):
     """How test images are prepared; recorded with every result.
 
     - ``crop_multiple``: centre-crop test images to a multiple of this (PromptIR family: 16,
-      docs/protocols.md §crop); ``null`` for no crop (CDD-11 as MoCE-IR/OneRestore evaluate it).
+      docs/protocols.md#test-images-crop); ``null`` for no crop (CDD-11 as MoCE-IR/OneRestore evaluate it).
     - ``noise``: ``per_image`` draws denoising noise from a seed derived from (dataset, image
       id, sigma); ``legacy_stream`` replays the official scripts' single global stream
       (seed 0 once, sigma 15 → 25 → 50, file order), for parity with published numbers.
@@ -142,6 +142,8 @@ class Profile(_Strict):
     train: TrainConfig
     data_source: Literal["mini", "benchmark"] = "benchmark"
     model_size: Literal["released", "mini"] = "released"
+    requires_checkpoints: bool = Field(
+        default=False, description="every row loads weights (checkpoint or --checkpoints); nothing trains")
     methods: list[str] | None = Field(
         default=None, description="rows this profile runs (names); default all (mini sweeps are scaled down)"
     )
@@ -221,10 +223,13 @@ class MethodEntry(_Strict):
 
 
 class ReportedRow(_Strict):
-    """A row as printed in the paper: one value per suite metric, per column id."""
+    """A row as printed in a paper: one value per metric, per column id. ``metrics`` names the
+    protocols its numbers are in (default: the suite's metrics, in order); a row printed under
+    another protocol than the table's (an RGB paper in a Y-protocol table) says so here."""
 
     method: str
     citation: str | None = None
+    metrics: list[str] | None = None
     cells: dict[str, tuple[float, ...]] = Field(default_factory=dict)
     average: tuple[float, ...] | None = None
     params: str | None = None
@@ -301,10 +306,15 @@ class Suite(_Strict):
             unknown = set(row.cells) - set(ids)
             if unknown:
                 raise ValueError(f"reported row '{row.method}' names unknown columns {sorted(unknown)}")
+            row_metrics = list(row.metrics or self.metrics)
+            foreign = set(row_metrics) - set(self.metrics)
+            if foreign:
+                raise ValueError(f"reported row '{row.method}': metrics {sorted(foreign)} are not among the suite's "
+                                 f"metrics {list(self.metrics)}")
             for where, values in [*row.cells.items(), *([("average", row.average)] if row.average else [])]:
-                if len(values) != n_metrics:
+                if len(values) != len(row_metrics):
                     raise ValueError(f"reported row '{row.method}', {where}: {len(values)} values for "
-                                     f"{n_metrics} metrics {list(self.metrics)}")
+                                     f"{len(row_metrics)} metrics {row_metrics}")
         reported_names = {r.method for r in self.reported}
         for claim in self.claims:
             unknown = {claim.minuend, claim.subtrahend} - reported_names

@@ -134,3 +134,71 @@ def _transposed(given: TableInput) -> Table:
     rows = [Row(name, marks[i], "", sk, None) for i, (sk, _, name) in enumerate(row_meta)]
     return Table(**given.common, groups=[(v, 1) for v in variants], column_labels=[""] * len(variants), rows=rows,
                  show_params=False, footnotes=given.footnotes, corner=given.doc.layout.header)
+
+
+@register("protocols", description="per method: printed, its own paper's protocol, the Y protocol, and the shift")
+def protocols_side_by_side(given: TableInput) -> list[Table]:
+    """Released checkpoints re-scored. Per method, four rows over the columns (and Average):
+
+    - *printed*: the method's own paper (its ``reported`` row, in its protocol's metrics);
+    - *own protocol*: this run's restored images scored under the method's ``official_metrics``
+      (e.g. scikit-image RGB PSNR/SSIM, Gaussian-window SSIM for MoCE-IR);
+    - *Y protocol*: the same images under the table's first two metrics (``psnr_y``, ``ssim_y``);
+    - *shift*: Y − own protocol, per cell.
+    Nothing is bold: this table compares protocols, not methods.
+    """
+    from harness.metrics import get_protocol
+
+    doc = given.doc
+    suite = doc.suite_model()
+    y_metrics = list(doc.metrics[:2])
+    col_ids, labels, groups = _columns_with_average(given)
+    keys = list(doc.metrics)
+    official = {m.name: list(m.official_metrics or []) for m in suite.methods}
+    printed = {e.name: e for e in given.entries if e.kind == "paper"}
+
+    def marks(values: list[float | None], metrics: list[str], signed: bool = False, spreads=None) -> list[Mark]:
+        out = []
+        for k, (v, m) in enumerate(zip(values, metrics)):
+            d = get_protocol(m).decimals
+            s = spreads[k] if spreads else None
+            out.append(Mark("–" if v is None else (f"{v:+.{d}f}" if signed else f"{v:.{d}f}")
+                            + (f" ± {s:.{d}f}" if s is not None and v is not None else "")))
+        return out
+
+    def pick(entry, cid, metrics, spread=False):
+        source = entry.spreads if spread else entry.cells
+        values = source.get(cid)
+        return None if values is None else [values[keys.index(m)] for m in metrics]
+
+    rows: list[Row] = []
+    for entry in (e for e in given.entries if e.kind != "paper"):
+        own = official.get(entry.name) or []
+        own_names = "/".join(own) or "not declared"
+        paper_row = printed.get(entry.name)
+        if paper_row is not None and own:
+            rows.append(Row("printed in its paper", [marks(pick(paper_row, c, own) or [None] * 2, own) for c in col_ids],
+                            paper_row.params, "paper", None, heading=entry.name))
+        if own:
+            rows.append(Row(f"own protocol ({own_names})",
+                            [marks(pick(entry, c, own) or [None] * 2, own, spreads=pick(entry, c, own, True))
+                             for c in col_ids], entry.params, "reproduced", entry.method,
+                            heading=None if paper_row is not None else entry.name))
+        rows.append(Row(f"Y protocol ({'/'.join(y_metrics)})",
+                        [marks(pick(entry, c, y_metrics) or [None] * 2, y_metrics,
+                               spreads=pick(entry, c, y_metrics, True)) for c in col_ids],
+                        entry.params, "reproduced", entry.method, heading=None if own else entry.name))
+        if own:
+            shift = []
+            for c in col_ids:
+                y, o = pick(entry, c, y_metrics), pick(entry, c, own)
+                shift.append(marks([None if y is None or o is None or y[k] is None or o[k] is None else y[k] - o[k]
+                                    for k in range(2)], y_metrics, signed=True))
+            rows.append(Row("shift: Y − own protocol", shift, "", "delta", entry.method))
+    notes = list(given.footnotes) + [
+        "Each method's restored images are scored twice: under the protocol its own paper reports (own protocol) and "
+        f"under this table's {'/'.join(y_metrics)}; the shift is their difference. Printed rows are copied from each "
+        "method's paper, in its own protocol."]
+    return [Table(**{**given.common, "sections": {}}, groups=groups, column_labels=labels, rows=rows,
+                  show_params=doc.show_params, footnotes=notes)]
+

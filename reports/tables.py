@@ -67,6 +67,7 @@ class Row:
     params: str = ""
     kind: str = "reproduced"  # paper | reproduced | new | delta
     method: str | None = None  # the method's name in per_image (None for paper rows)
+    heading: str | None = None  # a section heading of its own before this row (layouts grouping by method)
 
 
 @dataclass
@@ -92,6 +93,8 @@ class Table:
 
     def headed_rows(self) -> list[tuple[str | None, Row]]:
         """(heading or None, row): a heading before the first row of each section of a mixed table."""
+        if any(r.heading for r in self.rows):  # the layout grouped the rows itself
+            return [(r.heading, r) for r in self.rows]
         kinds = {r.kind for r in self.rows}
         out, previous = [], None
         for row in self.rows:
@@ -189,15 +192,21 @@ class Entry:
     spreads: dict[str, list[float | None]] = field(default_factory=dict)
 
 
+def printed_values(row, metrics: list[str], values) -> list[float | None]:
+    """A printed row's values in the slots of ``metrics`` (None where it printed none)."""
+    given = dict(zip(row.metrics or metrics, values))
+    return [given.get(m) for m in metrics]
+
+
 def entries(doc: RunResults, paper, new_methods) -> list[Entry]:
     """Paper rows first, then the run's reproduced rows, then the new ones (each in run order)."""
     keys = list(doc.metrics)
     columns = [c.id for c in doc.columns]
     out: list[Entry] = []
     for row in paper or []:
-        cells = {cid: list(v) for cid, v in row.cells.items()}
+        cells = {cid: printed_values(row, keys, v) for cid, v in row.cells.items()}
         if row.average is not None:
-            cells[AVERAGE] = list(row.average)
+            cells[AVERAGE] = printed_values(row, keys, row.average)
         out.append(Entry(row.method, "paper", cells, row.params or ""))
     new = set(new_methods or ())
     ours = []
@@ -300,9 +309,9 @@ def build_delta_table(doc: RunResults, paper=None) -> Table | None:
         row = printed.get(m.name)
         if row is None:
             continue
-        ref = {cid: list(v) for cid, v in row.cells.items()}
+        ref = {cid: printed_values(row, keys, v) for cid, v in row.cells.items()}
         if row.average is not None:
-            ref[AVERAGE] = list(row.average)
+            ref[AVERAGE] = printed_values(row, keys, row.average)
         got = {cid: [doc.cell_value(m.name, cid, k) for k in keys] for cid in col_ids[:-1]}
         got[AVERAGE] = [doc.averages.get(m.name, {}).get(k) for k in keys]
         cells = []

@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 
+from harness.metrics import get_protocol
 from harness.results import Cell, ImageScore, MethodResult, RunResults, dumps
 from harness.suite import load_suite_document, suite_sha256
 
@@ -50,13 +51,14 @@ def fake_results(suite_name: str = "table1_three_task", *, profile: str = "mini"
     for name in rows:
         ref = names[-1] if name not in names else name
         for c in suite.columns:
-            psnr, ssim = base(ref, c.id)[:2]
+            psnr, ssim = (*base(ref, c.id), 0.9)[:2]  # a printed row may hold one value (PSNR only)
             for i, image_id in enumerate(image_ids):
                 per_image.append(ImageScore(
                     method=name, column=c.id, dataset=f"mini/{c.dataset}", task=c.task, sigma=c.sigma,
                     image_id=image_id, values={
-                        keys[0]: float(psnr + offset + shifts[name] + (i - 1.5) * 0.5 + rng.normal(0, 0.05)),
-                        keys[1]: float(min(0.999, ssim - 0.05 + shifts[name] / 100 + rng.normal(0, 0.002)))}))
+                        k: (float(psnr + offset + shifts[name] + (i - 1.5) * 0.5 + rng.normal(0, 0.05)) if get_protocol(k).display == "PSNR"
+                            else float(min(0.999, ssim - 0.05 + shifts[name] / 100 + rng.normal(0, 0.002))))
+                        for k in keys}))
     cells, averages = {}, {}
     for name in rows:
         cells[name] = {}

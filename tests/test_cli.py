@@ -57,7 +57,7 @@ def test_unknown_profile(workdir):
 
 def test_unknown_method_row(workdir):
     proc = run_cli("run", "table1_three_task", "--methods", "Restormer", "--results", "out", cwd=workdir)
-    _assert_one_line_error(proc, "no method 'Restormer'", "AirNet, PromptIR, DACode")
+    _assert_one_line_error(proc, "no method 'Restormer'", "AirNet, PromptIR, AdaIR, MoCE-IR, DACode")
     assert not (workdir / "out").exists()
 
 

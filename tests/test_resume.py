@@ -14,6 +14,7 @@ def _metrics(outcome):
 
 def _run(root, log=None):
     return runner.run_suite("table1_three_task", profile="mini", results_root=root, steps=6, progress=False,
+                            method_names=["AirNet", "PromptIR", "DACode"],
                             log=log or (lambda *a: None), checkpoint_every=2)
 
 
@@ -64,7 +65,9 @@ def test_kill_during_training_then_rerun(tmp_path, monkeypatch, uninterrupted):
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path)
     monkeypatch.setattr(train_module, "save_training_state", real_save)
-    assert _metrics(_run(tmp_path)) == uninterrupted
+    messages = []
+    assert _metrics(_run(tmp_path, log=messages.append)) == uninterrupted
+    assert any(m.startswith("resuming PromptIR from step 4 of 6") for m in messages), messages
 
 
 def test_a_second_identical_run_computes_nothing(tmp_path, monkeypatch, uninterrupted):

@@ -15,7 +15,7 @@ def test_table1_matches_the_paper_layout():
     suite = load_suite("table1_three_task")
     assert [c.id for c in suite.columns] == ["sots", "rain100l", "bsd68_s15", "bsd68_s25", "bsd68_s50"]
     assert [c.sigma for c in suite.columns if c.task == "denoise"] == [15, 25, 50]
-    assert [m.name for m in suite.methods] == ["AirNet", "PromptIR", "DACode"]
+    assert [m.name for m in suite.methods] == ["AirNet", "PromptIR", "AdaIR", "MoCE-IR", "DACode"]
     assert suite.metrics == ("psnr_y", "ssim_y")
     assert set(suite.profiles) == {"mini", "paper"}
     assert not suite.profiles["mini"].comparable_with_paper
