@@ -3,7 +3,7 @@
 - Schedules: ``cosine`` (optional linear warm-up in steps, then cosine to exactly zero) and
   ``promptir_warmup`` (PromptIR's LinearWarmupCosineAnnealingLR stepped once per epoch:
   lr(e) = base·e/(W−1) for e < W, then base/2·(1 + cos(π(e−W)/(E−W))); W = 15, E = 150;
-  docs/protocols.md, "Training").
+  docs/protocols.md#promptirs-warm-up-cosine).
 - Patches: each step draws one seed per sample of the *global* batch from the run's seed,
   and every sample is generated from its own seed. A process only generates its slice, so
   training on 1 process or on N (``torchrun``, DistributedDataParallel) sees the same patches
@@ -113,6 +113,16 @@ def distributed_context() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """channels_last for every 4-D parameter and buffer. ``model.to(memory_format=...)`` refuses a
+    model holding any tensor of another rank (PromptIR's 5-D prompt components)."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def default_workers(device: torch.device) -> int:
@@ -252,7 +262,7 @@ def train(
     on_gpu = device.type == "cuda"
     model.to(device)
     if on_gpu and channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     first_step, loss_value = 0, None
     if checkpoint_path is not None and pathlib.Path(checkpoint_path).is_file():
