@@ -261,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no partial results were published", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped reading (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit:
         raise  # argparse: usage error (exit 2) or --help (exit 0)
     except Exception as exc:  # a bug: one line here, the traceback in a log file
