@@ -128,3 +128,13 @@ def gate_table1(session: nox.Session) -> None:
                 external=True)
     session.run(str(bin_dir / "dacode-bench"), "gate", str(results / "table1_three_task" / "mini"),
                 "--golden", str(GOLDEN_TABLE1), *session.posargs, external=True)
+
+
+@nox.session(name="gpu-check")
+def gpu_check(session: nox.Session) -> None:
+    """One unattended check on a CUDA machine (speed, memory, GPU/CPU and bf16/fp32 agreement) writing
+    results/gpu-check.json; without CUDA it says so and exits 0. Install a CUDA torch first
+    (DACODE_TORCH_SPEC, README)."""
+    bin_dir = shared_env(session)
+    session.run(str(bin_dir / "python"), str(ROOT / "benchmarks" / "gpu_check.py"), *session.posargs, external=True)
+

@@ -100,3 +100,43 @@ def test_per_sample_memory_grows_with_the_batch():
     e4 = memory.estimate_training_memory(model, patch_size=64, micro_batch=4)
     assert e4.need_bytes > e1.need_bytes
     assert e4.per_sample_bytes > 0
+
+
+def test_channels_last_works_for_models_with_tensors_of_other_ranks():
+    """PromptIR holds 5-D prompt components: ``model.to(memory_format=channels_last)`` would refuse it
+    (and so would every paper-profile GPU run with channels_last on)."""
+    import baselines
+    from harness.train import to_channels_last
+
+    model = baselines.create_model("promptir", **baselines.mini_config("promptir"))
+    with pytest.raises(RuntimeError):
+        model.to(memory_format=torch.channels_last)
+    to_channels_last(model)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    assert model(x).shape == x.shape
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_end_to_end_at_toy_sizes(tmp_path):
+    """`nox -s gpu-check` cannot run here; its every section runs on the CPU at toy sizes instead, so the
+    script a lab runs on its GPU is known to work."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    out = tmp_path / "gpu-check.json"
+    proc = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["training_images_per_second"]) == {"dacode", "promptir", "airnet"}
+    assert all(len(v) == 3 for v in report["training_images_per_second"].values())
+    assert report["cpu_gpu_agreement"]["max_abs_delta_psnr_db"] == 0.0  # the same device twice: exact
+    assert report["bf16_vs_fp32"]["agree"] and "data_wait_share" in report["data_wait"]
+    no_gpu = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert no_gpu.returncode == 0 and no_gpu.stdout.startswith("gpu-check: no CUDA device here")
