@@ -12,6 +12,10 @@ def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
     path = pathlib.Path(path)
+    if path.is_dir():
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"'{path}' is a directory; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory as the target so os.replace never crosses a file system.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

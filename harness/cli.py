@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 a check that ran and failed (gate drift, a data check that refuses the
 data); 2 the input is wrong (suite, flags, paths, data, checkpoints, a plug-in that raises or
 returns the wrong thing); 3 an unexpected internal error — one line says so, and the traceback
-is written to ``<results root>/dacode-bench-error.log``.
+is written to ``<results root>/dacode-bench-error.log`` (the temporary folder for commands
+without ``--results``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from harness.errors import HarnessError
 
 EPILOG = ("exit codes: 0 success; 1 a check that ran and failed (gate drift, data check refusal); "
           "2 wrong input (suite, flags, paths, data, checkpoints, plug-ins); 3 internal error (traceback in "
-          "<results root>/dacode-bench-error.log)")
+          "<results root>/dacode-bench-error.log, or in the temporary folder for commands without --results)")
 ERROR_LOG = "dacode-bench-error.log"
 
 
@@ -81,8 +82,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     from harness.results import load_run
 
     for flag, value in (("--tol-psnr", args.tol_psnr), ("--tol-ssim", args.tol_ssim)):
-        if value is not None and value < 0:
-            raise HarnessError(f"{flag} {value}: a tolerance is not negative")
+        if value is not None and not (value >= 0 and value != float("inf")):  # refuses NaN too
+            raise HarnessError(f"{flag} {value}: a tolerance is a finite number ≥ 0")
     doc = load_run(args.run)
     if args.update:
         path = gate.write_golden(doc, args.golden)
@@ -224,8 +225,9 @@ def _log_internal_error(args: argparse.Namespace | None) -> pathlib.Path | None:
     import traceback
 
     text = f"dacode-bench {' '.join(sys.argv[1:])}\n{time.strftime('%Y-%m-%dT%H:%M:%S')}\n\n{traceback.format_exc()}"
-    root = pathlib.Path(getattr(args, "results", None) or "results")
-    for folder in (root, pathlib.Path(tempfile.gettempdir())):
+    # the run's results root when the command has one; else the temporary folder, not wherever the user is
+    folders = [pathlib.Path(args.results)] if getattr(args, "results", None) else []
+    for folder in (*folders, pathlib.Path(tempfile.gettempdir())):
         try:
             if folder.exists() and not folder.is_dir():
                 continue

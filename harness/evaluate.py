@@ -200,7 +200,13 @@ def evaluate_outputs(folder: pathlib.Path, test_set: TestSet, metrics: tuple[str
     """Score already restored images ``<folder>/<column id>/<image id>.<ext>`` without a model."""
     log = log if log is not None else EvalLog()
     column_dir = folder / test_set.column_id
-    found = {p.stem: p for p in column_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES} if column_dir.is_dir() else {}
+    files = sorted(p for p in column_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if column_dir.is_dir() else []
+    found: dict[str, pathlib.Path] = {}
+    for p in files:
+        if p.stem in found:
+            raise HarnessError(f"method '{method}': outputs folder '{column_dir}' holds two images for '{p.stem}' "
+                               f"({found[p.stem].name}, {p.name}); keep one")
+        found[p.stem] = p
     missing = [i for i in test_set.image_ids if i not in found]
     if missing:
         raise HarnessError(

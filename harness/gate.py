@@ -8,6 +8,7 @@ new; CI fails on any of them. ``write_golden`` makes the file from a run.
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ class Drift:
     run: float | None
 
     def __str__(self) -> str:
+        if self.metric == "n_images":
+            return f"{self.method} / {self.column}: {self.run} images, the golden file has {self.golden}"
         if self.run is None:
             return f"{self.method} / {self.column}: missing from the run (golden {self.metric} {self.golden:.4f})"
         if self.golden is None:
@@ -61,15 +64,19 @@ def load_golden(path: str | pathlib.Path) -> dict:
         if not isinstance(doc.get(key), kind):
             raise HarnessError(f"{path}: the golden file lacks '{key}' (a {kind.__name__}); rewrite it with "
                                "`dacode-bench gate RUN --golden FILE --update`")
+    if not doc["metrics"]:
+        raise HarnessError(f"{path}: 'metrics' is empty, so the gate would compare nothing")
+    for name in doc["metrics"]:
+        get_protocol(name)  # an unknown protocol is named
     n_cells = 0
     for method, columns in doc["cells"].items():
         if not isinstance(columns, dict):
             raise HarnessError(f"{path}: cells.{method} is not a mapping of columns")
         for column, values in columns.items():
             missing = [m for m in doc["metrics"] if not isinstance(values, dict)
-                       or not isinstance(values.get(m), (int, float))]
+                       or not isinstance(values.get(m), (int, float)) or not math.isfinite(values[m])]
             if missing:
-                raise HarnessError(f"{path}: cells.{method}.{column} has no number for {', '.join(missing)}")
+                raise HarnessError(f"{path}: cells.{method}.{column} has no finite number for {', '.join(missing)}")
             n_cells += 1
     if n_cells == 0:
         raise HarnessError(f"{path}: the golden file holds no cells, so it cannot catch any drift; rewrite it "
@@ -93,6 +100,8 @@ def check(doc: RunResults, golden: dict, tolerances: dict[str, float] | None = N
         raise HarnessError(
             f"the run is {doc.suite}/{doc.profile} but the golden file is {golden['suite']}/{golden['profile']}"
         )
+    if "seed" in golden and golden["seed"] != doc.seed:
+        raise HarnessError(f"the run used --seed {doc.seed} but the golden file was made with seed {golden['seed']}")
     tol = tolerances_for(golden["metrics"], tolerances)
     drifts: list[Drift] = []
     for method, columns in golden["cells"].items():
@@ -105,6 +114,8 @@ def check(doc: RunResults, golden: dict, tolerances: dict[str, float] | None = N
                 value = got.values.get(metric)
                 if value is None or abs(value - values[metric]) > tol[metric]:
                     drifts.append(Drift(method, column, metric, values[metric], value))
+            if got is not None and "n_images" in values and values["n_images"] != got.n_images:
+                drifts.append(Drift(method, column, "n_images", values["n_images"], got.n_images))
     first = golden["metrics"][0]
     for method, columns in doc.cells.items():
         for column, cell in columns.items():

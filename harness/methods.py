@@ -159,13 +159,20 @@ def load_weights(model: torch.nn.Module, path: pathlib.Path, *, trust_pickle: bo
 
     try:
         state = baselines.checkpoints.state_dict_of(baselines.read_checkpoint(path, trust_pickle), str(path))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, baselines.UnsafeCheckpointError) as exc:
         raise HarnessError(str(exc).splitlines()[0]) from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
-        raise HarnessError(f"checkpoint '{path}' does not match the model: {' '.join(first)}") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [k for k in expected if k in state and getattr(state[k], "shape", None) != expected[k].shape]
+    if missing or unexpected or misshaped:
+        def some(keys):
+            return ", ".join(keys[:3]) + (f", … ({len(keys) - 3} more)" if len(keys) > 3 else "")
+
+        parts = [f"{len(keys)} {what} ({some(keys)})" for what, keys in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped)) if keys]
+        raise HarnessError(f"checkpoint '{path}' does not match the model: {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
@@ -189,7 +196,7 @@ def instantiate(entry, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, bool]:
 
             try:
                 return baselines.load_checkpoint(entry.model, checkpoint, trust_pickle=entry.trust_pickle), True
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, baselines.UnsafeCheckpointError) as exc:
                 raise HarnessError(f"method '{entry.name}': {exc}") from None
         model = _call_builder(entry.name, spec.build, kwargs, plugin=not spec.builtin)
     else:

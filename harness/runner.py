@@ -73,12 +73,14 @@ def check_suite(suite: Suite) -> None:
     validate_columns(suite)
     for entry in suite.methods:
         registry.check_entry(entry)
+        for name, profile in suite.profiles.items():
+            entry.train_config(name, profile.train)  # a bad per-row training override is named now
 
 
 def check_options(*, seed: int, steps: int | None, device: str | None, micro_batch: int | None = None,
                   workers: int | None = None, tile: int | None = None, noise_seeds: int | None = None) -> None:
-    if seed < 0:
-        raise HarnessError(f"--seed {seed}: a seed is a non-negative integer")
+    if not 0 <= seed < 2**63:
+        raise HarnessError(f"--seed {seed}: a seed is an integer from 0 to 2**63 - 1")
     if steps is not None and steps < 1:
         raise HarnessError(f"--steps {steps}: train at least one step (or give every row a checkpoint)")
     for flag, value in (("--micro-batch", micro_batch), ("--tile", tile), ("--noise-seeds", noise_seeds)):
@@ -295,6 +297,11 @@ def run_suite(
         registry.check_entry(entry)
     if device is None:
         device = "cuda" if profile_cfg.data_source != "mini" and torch.cuda.is_available() else "cpu"
+    if data_root is not None and profile_cfg.data_source == "mini":
+        raise HarnessError(f"--data-root is for a profile on benchmark data; profile '{profile}' uses the bundled "
+                           "mini images (did you mean --profile paper?)")
+    if not str(results_root).strip():
+        raise HarnessError("--results is empty; give the folder for the results (default: ./results)")
     root = pathlib.Path(data_root).expanduser().resolve() if data_root else None
     results_root = pathlib.Path(results_root)
 

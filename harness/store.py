@@ -142,7 +142,7 @@ def load_versioned_json(path: pathlib.Path, version_key: str, version: int, miss
     if not isinstance(doc, dict):
         raise HarnessError(f"{path}: expected a JSON object with '{version_key}', got a {type(doc).__name__}")
     if doc.get(version_key) != version:
-        raise HarnessError(f"{path}: {version_key} {doc.get(version_key)} is not {version}")
+        raise HarnessError(f"{path}: {version_key} {doc.get(version_key)!r} is not {version}")
     return doc
 
 

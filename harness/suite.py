@@ -214,7 +214,14 @@ class MethodEntry(_Strict):
     def train_config(self, profile: str, base: TrainConfig) -> TrainConfig:
         """The profile's training settings with this row's overrides (validated)."""
         overrides = self.train.get(profile, {})
-        return TrainConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
+        if not overrides:
+            return base
+        try:
+            return TrainConfig.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise HarnessError(f"method '{self.name}': train.{profile}.{_format_loc(first['loc'])}: "
+                               f"{first['msg'].removeprefix('Value error, ')}") from None
 
     def constructor_kwargs(self, profile: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
         """Keywords for the builder: ``base`` (a registered mini configuration), then ``kwargs``,
@@ -443,10 +450,36 @@ def suite_sha256(document: dict) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+REMOVED_KEYS = {"average": "the Average column is always the mean of the column means; delete the key"}
+
+
+def _relative_to_suite(raw: dict, folder: pathlib.Path) -> dict:
+    """A row's relative ``outputs:`` and ``checkpoint:`` paths mean paths beside the suite file."""
+    methods = raw.get("methods")
+    if not isinstance(methods, list):
+        return raw
+    rows = []
+    for row in methods:
+        if isinstance(row, dict):
+            row = dict(row)
+            for key in ("outputs", "checkpoint"):
+                value = row.get(key)
+                if isinstance(value, str) and value and not pathlib.Path(value).expanduser().is_absolute():
+                    row[key] = str((folder / value).resolve())
+        rows.append(row)
+    return {**raw, "methods": rows}
+
+
 def load_suite_document(name_or_path: str) -> tuple[Suite, dict, pathlib.Path]:
-    """(validated suite, the resolved mapping it was validated from, its file)."""
+    """(validated suite, the resolved mapping it was validated from, its file).
+
+    Relative ``outputs:``/``checkpoint:`` paths of a row are taken relative to the suite file's
+    folder (and stored resolved, so a run's stored suite means the same files wherever it is read)."""
     path = resolve_suite_path(name_or_path)
-    raw = _resolve_includes(path)
+    raw = _relative_to_suite(_resolve_includes(path), path.resolve().parent)
+    for key, why in REMOVED_KEYS.items():
+        if key in raw:
+            raise HarnessError(f"{path}: {key}: this key was removed ({why})")
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:

@@ -60,14 +60,18 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture()
-def user(tmp_path):
-    """A user's folder: a plug-in package and a results root; commands run as fresh processes."""
-    pkg = tmp_path / "my_pkg"
+def _user_folder(folder):
+    pkg = folder / "my_pkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "restorer.py").write_text(PLUGIN.format(shift=0.0))
-    return tmp_path
+    return folder
+
+
+@pytest.fixture()
+def user(tmp_path):
+    """A user's folder: a plug-in package and a results root; commands run as fresh processes."""
+    return _user_folder(tmp_path)
 
 
 def cli(cwd, *args, timeout=300):
@@ -223,7 +227,10 @@ def test_results_json_is_strict_json(user):
     ({"metrics": ["psnr_y", "lpips"]}, "unknown metric protocol(s) ['lpips']"),
     ({"methods": [{"name": "A", "model": "restormer"}]}, "unknown method 'restormer'"),
     ({"methods": [{"name": "A", "build": "no_such_pkg.mod:build"}]}, "cannot import module 'no_such_pkg.mod'"),
-    ({"methods": [{"name": "A", "outputs": "no/such/folder"}]}, "outputs folder 'no/such/folder' does not exist"),
+    ({"methods": [{"name": "A", "outputs": "no/such/folder"}]}, "no/such/folder' does not exist"),
+    ({"methods": [{"name": "A", "model": "airnet", "train": {"mini": {"batch_size": 0}}}]},
+     "method 'A': train.mini.batch_size: Input should be greater than 0"),
+    ({"average": "mean_of_columns"}, "average: this key was removed"),
 ])
 def test_validate_refuses_what_run_refuses(user, change, needle):
     doc = resolved("table1_three_task")
@@ -242,12 +249,22 @@ def test_validate_refuses_what_run_refuses(user, change, needle):
 # -- errors a user meets: one line, the documented exit code, earlier results intact ----------------
 
 
-@pytest.fixture()
-def with_results(user):
-    """A results root holding one complete run (the Mine row), to prove that bad commands leave it intact."""
+def _with_results(user):
     suite = write_suite(user, [{"name": "Mine", "build": "my_pkg.restorer:build"}])
     assert run(user, suite).returncode == 0
     return user, suite, state(user)
+
+
+@pytest.fixture()
+def with_results(user):
+    """A results root holding one complete run (the Mine row), to prove that bad commands leave it intact."""
+    return _with_results(user)
+
+
+@pytest.fixture(scope="module")
+def shared_results(tmp_path_factory):
+    """The same, once for the many bad inputs that must leave it as it is."""
+    return _with_results(_user_folder(tmp_path_factory.mktemp("user")))
 
 
 def _bad_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -262,6 +279,9 @@ def _bad_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     raw = (folder / "ok.pt").read_bytes()
     (folder / "truncated.pt").write_bytes(raw[: len(raw) // 2])
     (folder / "adir").mkdir()
+    import types
+
+    torch.save({"a": torch.zeros(8), "config": types.SimpleNamespace(width=4)}, folder / "glob.pt")
     return {p.name: p for p in folder.iterdir()}
 
 
@@ -284,9 +304,15 @@ def _bad_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     (["profile", "dacode", "--device", "tpu"], 2, ["--device 'tpu'"]),
     (["data", "check", "table1_three_task", "--profile", "huge"], 2, ["unknown profile 'huge'"]),
     (["gate", "{run}", "--golden", "{files}/ok.safetensors"], 2, ["ok.safetensors: not valid JSON"]),
+    (["gate", "{run}", "--golden", "g.json", "--tol-psnr", "nan"], 2, ["--tol-psnr nan: a tolerance is a finite"]),
+    (["gate", "{run}", "--golden", "{files}/adir", "--update"], 2, ["adir' is a directory; give a file name"]),
+    (["compare", "{run}", "--out", "{files}/adir"], 2, ["adir' is a directory; give a file name"]),
+    (["run", "{suite}", "--data-root", "{files}"], 2, ["--data-root is for a profile on benchmark data"]),
+    (["run", "{suite}", "--seed", str(2**70)], 2, ["a seed is an integer from 0 to 2**63 - 1"]),
+    (["run", "{suite}", "--checkpoints", "Mine={files}/glob.pt"], 2, ["names classes beyond tensors", "trust_pickle"]),
 ])
-def test_bad_input_is_one_line_and_harms_nothing(with_results, tmp_path, args, code, needles):
-    user, suite, before = with_results
+def test_bad_input_is_one_line_and_harms_nothing(shared_results, tmp_path, args, code, needles):
+    user, suite, before = shared_results
     files = _bad_files(tmp_path)
     run_dir = next((user / "r" / "table1_three_task" / "mini").glob("2*"))
     argv = [a.format(suite=suite, files=tmp_path, run=run_dir) for a in args]
@@ -364,7 +390,9 @@ def test_a_killed_run_is_marked_interrupted(with_results):
     ({"golden_version": 1, "suite": "table1_three_task", "profile": "mini", "metrics": ["psnr_y"], "cells": {}},
      "holds no cells"),
     ({"golden_version": 1, "suite": "table1_three_task", "profile": "mini", "metrics": ["psnr_y"],
-      "cells": {"A": {"sots": {"ssim_y": 0.9}}}}, "cells.A.sots has no number for psnr_y"),
+      "cells": {"A": {"sots": {"ssim_y": 0.9}}}}, "cells.A.sots has no finite number for psnr_y"),
+    ({"golden_version": 1, "suite": "table1_three_task", "profile": "mini", "metrics": [], "cells": {"A": {}}},
+     "'metrics' is empty"),
 ])
 def test_gate_refuses_golden_files_that_cannot_catch_drift(with_results, golden, needle):
     user, _, _ = with_results
@@ -398,3 +426,51 @@ def test_an_internal_error_is_one_line_with_a_log(user, monkeypatch, capsys):
     assert err.startswith("internal error: ZeroDivisionError: a bug; the traceback is in ")
     log = pathlib.Path(err.split("the traceback is in ")[1].split(" (please")[0])
     assert log.is_file() and "Traceback (most recent call last)" in log.read_text()
+
+
+def test_golden_files_are_held_to_every_number(with_results):
+    user, _, _ = with_results
+    run_dir = "r/table1_three_task/mini"
+    assert cli(user, "gate", run_dir, "--golden", "g.json", "--update").returncode == 0
+    golden = json.loads((user / "g.json").read_text())
+    golden["cells"]["Mine"]["sots"]["n_images"] = 500  # made on the full set, run on a subset
+    (user / "g.json").write_text(json.dumps(golden))
+    proc = cli(user, "gate", run_dir, "--golden", "g.json")
+    assert proc.returncode == 1 and "Mine / sots: 4 images, the golden file has 500" in proc.stdout
+    golden["cells"]["Mine"]["sots"]["n_images"] = 4
+    golden["cells"]["Mine"]["sots"]["psnr_y"] = float("nan")
+    (user / "g.json").write_text(json.dumps(golden))
+    one_line_error(cli(user, "gate", run_dir, "--golden", "g.json"), 2, "cells.Mine.sots has no finite number")
+    golden["cells"]["Mine"]["sots"]["psnr_y"] = 20.0
+    golden["seed"] = 7
+    (user / "g.json").write_text(json.dumps(golden))
+    one_line_error(cli(user, "gate", run_dir, "--golden", "g.json"), 2, "made with seed 7")
+
+
+def test_an_outputs_folder_with_two_files_for_one_image(user):
+    from PIL import Image
+
+    outs = user / "outs" / "sots"
+    outs.mkdir(parents=True)
+    for suffix in ("png", "jpg"):
+        Image.new("RGB", (128, 128)).save(outs / f"astronaut.{suffix}")
+    suite = write_suite(user, [{"name": "Folder", "outputs": "outs"}])  # relative: beside the suite file
+    one_line_error(run(user, suite), 2, "holds two images for 'astronaut' (astronaut.jpg, astronaut.png)")
+
+
+def test_internal_error_log_goes_to_the_results_root_or_the_temporary_folder(user, monkeypatch, capsys, tmp_path):
+    import tempfile
+
+    from harness import cli as cli_module
+
+    monkeypatch.chdir(user)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(cli_module, "_cmd_gate", lambda args: 1 / 0)
+    assert cli_module.main(["gate", "x", "--golden", "g.json"]) == 3
+    assert (tmp_path / "tmp" / "dacode-bench-error.log").is_file() and not (user / "results").exists()
+    monkeypatch.setattr(cli_module, "_cmd_run", lambda args: 1 / 0)
+    assert cli_module.main(["run", "s", "--results", "mine"]) == 3
+    assert (user / "mine" / "dacode-bench-error.log").is_file()
+    capsys.readouterr()
+
