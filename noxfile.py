@@ -94,6 +94,7 @@ SUITES = {
     "reproduce-table3": "table3_cdd11",
     "reproduce-table4": "table4_nc_ablation",
     "reproduce-table5": "table5_adaptation",
+    "reproduce-released": "released_checkpoints",
 }
 
 
