@@ -16,9 +16,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
         from harness.errors import HarnessError
 
         raise HarnessError(f"'{path}' is a directory; give a file name to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory as the target so os.replace never crosses a file system.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Same directory as the target so os.replace never crosses a file system.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"cannot write '{path}' ({exc.strerror or exc}); choose a writable place") from None
     # mkstemp makes the file private (0600); an artefact gets the usual permissions.
     umask = os.umask(0)
     os.umask(umask)

@@ -248,8 +248,16 @@ def _quiet_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _one_line_warnings() -> None:
+    import warnings
+
+    # "warning: <message>" rather than Python's file:line and source line
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_environment()
+    _one_line_warnings()
     args = None
     try:
         args = build_parser().parse_args(argv)

@@ -92,9 +92,10 @@ def _trim_heap() -> None:
         pass
 
 
-def _step_peak(model, loss_fn, optimiser, batch: int, patch: int, device: torch.device) -> int | None:
+def _step_peak(model, loss_fn, optimiser, batch: int, patch: int, device: torch.device, label: str = "") -> int | None:
     """Bytes one training step of ``batch`` samples raises memory above where it started."""
     from harness.profile import _proc_status_kib
+    from harness.train import require_grad
 
     x = torch.rand(batch, 3, patch, patch, device=device)
     y = torch.rand(batch, 3, patch, patch, device=device)
@@ -111,6 +112,7 @@ def _step_peak(model, loss_fn, optimiser, batch: int, patch: int, device: torch.
         except OSError:
             return None
     loss = loss_fn(model, x, y)
+    require_grad(loss, label)
     loss.backward()
     optimiser.step()
     optimiser.zero_grad(set_to_none=False)  # keep the gradients allocated: the real loop holds them too
@@ -121,7 +123,7 @@ def _step_peak(model, loss_fn, optimiser, batch: int, patch: int, device: torch.
 
 
 def estimate_training_memory(model: torch.nn.Module, *, patch_size: int, micro_batch: int,
-                             device: str | torch.device = "cpu") -> MemoryEstimate | None:
+                             device: str | torch.device = "cpu", label: str = "") -> MemoryEstimate | None:
     """Measure and extrapolate (see the module docstring); None where the platform cannot measure."""
     from harness.train import training_loss
 
@@ -133,9 +135,9 @@ def estimate_training_memory(model: torch.nn.Module, *, patch_size: int, micro_b
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             # a first step allocates the gradients and the optimiser's moments, so the measured
             # steps see only what grows with the batch
-            _step_peak(probe, training_loss, optimiser, 1, patch_size, device)
-            one = _step_peak(probe, training_loss, optimiser, 1, patch_size, device)
-            two = _step_peak(probe, training_loss, optimiser, 2, patch_size, device) if micro_batch > 1 else None
+            _step_peak(probe, training_loss, optimiser, 1, patch_size, device, label)
+            one = _step_peak(probe, training_loss, optimiser, 1, patch_size, device, label)
+            two = _step_peak(probe, training_loss, optimiser, 2, patch_size, device, label) if micro_batch > 1 else None
     finally:
         del probe, optimiser
         if device.type == "cuda":
@@ -162,7 +164,8 @@ def estimate_training_memory(model: torch.nn.Module, *, patch_size: int, micro_b
 def check_training_memory(model: torch.nn.Module, *, label: str, patch_size: int, micro_batch: int,
                           batch_size: int, device: str | torch.device = "cpu") -> MemoryEstimate | None:
     """Refuse, with one line, a training run that would run out of memory."""
-    estimate = estimate_training_memory(model, patch_size=patch_size, micro_batch=micro_batch, device=device)
+    estimate = estimate_training_memory(model, patch_size=patch_size, micro_batch=micro_batch, device=device,
+                                        label=label)
     if estimate is None or estimate.fits:
         return estimate
     if estimate.fitting_micro_batch == 0:

@@ -136,7 +136,10 @@ def _call_builder(label: str, builder: Callable[..., torch.nn.Module], kwargs: d
     try:
         model = builder(**kwargs)
     except TypeError as exc:
-        raise HarnessError(f"method '{label}': bad constructor keywords {kwargs}: {exc}") from None
+        strings = [f"{k}={v!r}" for k, v in kwargs.items() if isinstance(v, str)]
+        hint = f" (check the types: {', '.join(strings)} {'is a string' if len(strings) == 1 else 'are strings'})" \
+            if strings else ""
+        raise HarnessError(f"method '{label}': bad constructor keywords {kwargs}: {exc}{hint}") from None
     except ValueError as exc:
         raise HarnessError(f"method '{label}': {exc}") from None
     except Exception as exc:
@@ -214,6 +217,15 @@ def _parameters(fn) -> set[str]:
         return set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return set()
+
+
+def check_constructor(entry, kwargs: dict[str, Any]) -> None:
+    """Build a built-in row's model on the meta device (no memory, no compute): unknown or mistyped
+    constructor keywords are found before any compute, by ``validate`` as by ``run``."""
+    if not entry.model or not get_method(entry.model).builtin:
+        return  # a plug-in's builder is the user's code: it runs when the row runs
+    with torch.device("meta"):
+        _call_builder(entry.name, get_method(entry.model).build, dict(kwargs), plugin=False)
 
 
 def check_entry(entry) -> None:

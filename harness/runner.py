@@ -75,6 +75,7 @@ def check_suite(suite: Suite) -> None:
         registry.check_entry(entry)
         for name, profile in suite.profiles.items():
             entry.train_config(name, profile.train)  # a bad per-row training override is named now
+            registry.check_constructor(entry, registry.row_kwargs(entry, name, profile))
 
 
 def check_options(*, seed: int, steps: int | None, device: str | None, micro_batch: int | None = None,
@@ -134,6 +135,20 @@ def _with_checkpoints(entries: list[MethodEntry], checkpoints: dict[str, str]) -
             raise HarnessError(f"--checkpoints names row '{name}', which scores an outputs folder, not a model")
         entries[matches[0]] = entries[matches[0]].model_copy(update={"checkpoint": path})
     return entries
+
+
+def _warn_if_shadowing(suite: Suite, document: dict, path: pathlib.Path) -> None:
+    """A copy that keeps a bundled suite's name publishes beside its runs (and moves its LATEST): say so."""
+    import warnings
+
+    from harness.suite import SUITES_DIR, available_suites
+
+    if path.resolve().parent == SUITES_DIR or suite.name not in available_suites():
+        return
+    if suite_sha256(load_suite_document(suite.name)[1]) != suite_sha256(document):
+        warnings.warn(f"{path} is named '{suite.name}' like the bundled suite but differs from it; its runs are "
+                      f"published beside the bundled suite's (results/{suite.name}/, LATEST included): give the copy "
+                      "a name of its own to keep them apart", UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -277,6 +292,7 @@ def run_suite(
     check_options(seed=seed, steps=steps, device=device, micro_batch=micro_batch, workers=workers, tile=tile,
                   noise_seeds=noise_seeds)
     suite, document, suite_path = load_suite_document(suite_name)
+    _warn_if_shadowing(suite, document, suite_path)
     profile_cfg = suite.profile(profile)
     check_suite(suite)
     policy = suite.inference.model_copy(update={k: v for k, v in (

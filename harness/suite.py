@@ -298,6 +298,8 @@ class Suite(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Suite":
+        if not self.profiles:
+            raise ValueError("a suite needs at least one profile (profiles is empty)")
         if not self.columns:
             raise ValueError("a suite needs at least one column")
         if not self.methods:
@@ -344,8 +346,6 @@ class Suite(_Strict):
             if missing:
                 raise ValueError(f"method '{m.name}': official_metrics {sorted(missing)} are not among the suite's "
                                  f"metrics {list(self.metrics)}")
-        if not self.profiles:
-            raise ValueError("a suite needs at least one profile")
         return self
 
     def profile(self, name: str) -> Profile:

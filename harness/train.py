@@ -211,6 +211,15 @@ def load_training_state(path: pathlib.Path, model, optimiser) -> tuple[int, floa
     return int(state["step"]), state.get("loss")
 
 
+def require_grad(loss: torch.Tensor, label: str) -> None:
+    """A loss that no trainable parameter feeds cannot train anything: say so, not autograd."""
+    if not loss.requires_grad:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"training {label or 'the model'}: its loss does not depend on any trainable parameter "
+                           "(does the forward use the model's parameters?); nothing was trained")
+
+
 def _raise_non_finite(label: str, step: int, losses: list[float]) -> None:
     finite = [v for v in losses if math.isfinite(v)]
     last = f"{finite[-1]:.6g}" if finite else "none (the first loss was already non-finite)"
@@ -334,6 +343,7 @@ def train(
                 loss = objective(x, y)
                 if micro_per_step > 1:  # the mean over the rank's samples, as one batch would give
                     loss = loss * (x.shape[0] / per_rank)
+            require_grad(loss, label)
             loss.backward()
             part = loss.detach()
             step_loss = part if step_loss is None else step_loss + part

@@ -22,8 +22,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.runner import check_device
     from reports.page import write_report
 
+    check_device(args.device)
     if args.max_images is not None and args.max_images < 1:
         from harness.errors import HarnessError
 

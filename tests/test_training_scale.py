@@ -64,7 +64,7 @@ def test_three_micro_batches_of_four_equal_one_batch_of_twelve():
 def test_a_step_that_would_not_fit_is_refused_with_the_micro_batch_that_fits(monkeypatch):
     """The extrapolation by hand: a step of b samples peaks at 100 MB + 50 MB·b above its start."""
     mb = 10**6
-    monkeypatch.setattr(memory, "_step_peak", lambda model, loss, opt, batch, patch, device: 100 * mb + 50 * mb * batch)
+    monkeypatch.setattr(memory, "_step_peak", lambda model, loss, opt, batch, patch, device, label="": 100 * mb + 50 * mb * batch)
     model = _net()
     params = sum(p.numel() * 4 for p in model.parameters())
     estimate = memory.estimate_training_memory(model, patch_size=32, micro_batch=8)

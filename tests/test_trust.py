@@ -89,8 +89,12 @@ def one_line_error(proc, code, *needles):
         assert needle in lines[0], (needle, lines[0])
 
 
+NAME = "my_table1"  # a copy with a name of its own (one keeping the bundled name is warned about)
+
+
 def write_suite(folder, methods, **changes):
     doc = resolved("table1_three_task")
+    doc["name"] = NAME
     doc["methods"] = methods
     doc.update(changes)
     path = folder / "my_table1.yaml"
@@ -103,14 +107,14 @@ def run(user, suite, *extra):
 
 
 def cells(user) -> dict:
-    latest = user / "r" / "table1_three_task" / "mini"
+    latest = user / "r" / NAME / "mini"
     doc = json.loads((latest / (latest / "LATEST").read_text().strip() / "results.json").read_text())
     return {m: {c: v["values"] for c, v in cols.items()} for m, cols in doc["cells"].items()}
 
 
 def state(user) -> tuple:
     """What a failed command must leave as it was: the published runs and the cached cells."""
-    base = user / "r" / "table1_three_task" / "mini"
+    base = user / "r" / NAME / "mini"
     runs = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
     db = user / "r" / "results.sqlite"
     with sqlite3.connect(db) as conn:
@@ -167,7 +171,7 @@ def test_a_nan_loss_stops_training_and_nothing_is_stored(user):
                                {"name": "Poisoned", "build": "my_pkg.restorer:build", "kwargs": {"poison": True}}])
     proc = run(user, suite)
     one_line_error(proc, 2, "training Poisoned", "non-finite at step 1", "last finite loss none", "nothing was saved")
-    assert not (user / "r" / "table1_three_task").exists()  # nothing published
+    assert not (user / "r" / NAME).exists()  # nothing published
     runs, n_cells = state(user)
     assert n_cells == 5  # the good row's cells stay for the rerun; none of the poisoned row
     with sqlite3.connect(user / "r" / "results.sqlite") as conn:
@@ -217,7 +221,7 @@ def test_results_json_is_strict_json(user):
     def refuse(token):
         raise ValueError(f"{token} is not JSON")
 
-    run_dir = next((user / "r" / "table1_three_task" / "mini").glob("2*"))
+    run_dir = next((user / "r" / NAME / "mini").glob("2*"))
     json.loads((run_dir / "results.json").read_text(), parse_constant=refuse)
 
 
@@ -234,6 +238,7 @@ def test_results_json_is_strict_json(user):
 ])
 def test_validate_refuses_what_run_refuses(user, change, needle):
     doc = resolved("table1_three_task")
+    doc["name"] = NAME
     doc.update(change)
     if "columns" in change:
         doc["reported"] = []
@@ -314,7 +319,7 @@ def _bad_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
 def test_bad_input_is_one_line_and_harms_nothing(shared_results, tmp_path, args, code, needles):
     user, suite, before = shared_results
     files = _bad_files(tmp_path)
-    run_dir = next((user / "r" / "table1_three_task" / "mini").glob("2*"))
+    run_dir = next((user / "r" / NAME / "mini").glob("2*"))
     argv = [a.format(suite=suite, files=tmp_path, run=run_dir) for a in args]
     if argv[0] == "run":
         argv += ["--steps", "2", "--results", "r"]
@@ -397,12 +402,12 @@ def test_a_killed_run_is_marked_interrupted(with_results):
 def test_gate_refuses_golden_files_that_cannot_catch_drift(with_results, golden, needle):
     user, _, _ = with_results
     (user / "golden.json").write_text(json.dumps(golden))
-    one_line_error(cli(user, "gate", "r/table1_three_task/mini", "--golden", "golden.json"), 2, needle)
+    one_line_error(cli(user, "gate", f"r/{NAME}/mini", "--golden", "golden.json"), 2, needle)
 
 
 def test_readers_name_what_a_results_document_lacks(with_results):
     user, _, _ = with_results
-    run_dir = next((user / "r" / "table1_three_task" / "mini").glob("2*"))
+    run_dir = next((user / "r" / NAME / "mini").glob("2*"))
     doc = json.loads((run_dir / "results.json").read_text())
     del doc["cells"]
     broken = user / "broken"
@@ -430,7 +435,7 @@ def test_an_internal_error_is_one_line_with_a_log(user, monkeypatch, capsys):
 
 def test_golden_files_are_held_to_every_number(with_results):
     user, _, _ = with_results
-    run_dir = "r/table1_three_task/mini"
+    run_dir = f"r/{NAME}/mini"
     assert cli(user, "gate", run_dir, "--golden", "g.json", "--update").returncode == 0
     golden = json.loads((user / "g.json").read_text())
     golden["cells"]["Mine"]["sots"]["n_images"] = 500  # made on the full set, run on a subset
@@ -474,3 +479,42 @@ def test_internal_error_log_goes_to_the_results_root_or_the_temporary_folder(use
     assert (user / "mine" / "dacode-bench-error.log").is_file()
     capsys.readouterr()
 
+
+
+def test_last_corners_a_new_user_found(user, tmp_path):
+    """Each of these once ended in an internal error, a traceback or a silent surprise."""
+    one_line_error(cli(user, "report", "nowhere", "--device", "tpu"), 2, "--device 'tpu'")
+    (user / "afile").write_text("x")
+    one_line_error(cli(user, "data", "download", "cdd11", "--dest", "afile", "--revision", "0" * 40), 2,
+                   "--dest", "is a file")
+    bad_kwarg = write_suite(user, [{"name": "A", "model": "airnet", "kwargs": {"n_featz": 16}}])
+    one_line_error(cli(user, "validate", bad_kwarg), 2, "method 'A': bad constructor keywords", "n_featz")
+    typed = write_suite(user, [{"name": "A", "model": "airnet", "kwargs": {"n_feats": "16"}}])
+    one_line_error(cli(user, "validate", typed), 2, "check the types: n_feats='16' is a string")
+    no_profiles = write_suite(user, [{"name": "A", "model": "airnet"}], profiles={})
+    one_line_error(cli(user, "validate", no_profiles), 2, "needs at least one profile (profiles is empty)")
+    (user / "my_pkg" / "constant.py").write_text(textwrap.dedent('''
+        import torch
+
+        class Constant(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.unused = torch.nn.Conv2d(3, 3, 1)
+
+            def forward(self, x):
+                return x * 0.5
+
+        def build():
+            return Constant()
+    '''))
+    constant = write_suite(user, [{"name": "Flat", "build": "my_pkg.constant:build"}])
+    one_line_error(run(user, constant), 2, "training Flat: its loss does not depend on any trainable parameter")
+    same_name = write_suite(user, [{"name": "Mine", "build": "my_pkg.restorer:build"}], name="table1_three_task")
+    proc = run(user, same_name)
+    assert proc.returncode == 0 and "warning:" in proc.stderr and "named 'table1_three_task' like the bundled" in proc.stderr
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o555)
+        one_line_error(cli(user, "gate", f"r/{NAME}/mini", "--golden", ro / "g.json", "--update"), 2,
+                       "cannot write")

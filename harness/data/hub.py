@@ -157,6 +157,8 @@ def download(
             f"{config.CONFIG_NAME} (`dacode-bench data list` shows the folders each layout expects)"
         )
     dest = pathlib.Path(dest).expanduser().resolve()
+    if dest.exists() and not dest.is_dir():
+        raise DownloadError(f"--dest '{dest}' is a file; give the data root folder to download into")
     seen = manifests.recorded_download(dest / config.MANIFEST_NAME, dataset_id)  # another machine's first download
     commit = revision or source.revision or (seen or {}).get("revision")
     if commit is None:
