@@ -82,10 +82,14 @@ def shared_env(session: nox.Session) -> pathlib.Path:
 
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
-    """Lint (ruff: pyflakes, import order, pycodestyle errors), then run the test suite (CPU, offline)."""
+    """Lint (ruff: pyflakes, import order, pycodestyle errors), then run the test suite (CPU, offline).
+
+    Tests run in one worker per core (pytest-xdist), a test file per worker: many of them wait on
+    CLI subprocesses, so two workers on two cores take about half the time. `-- -n 0` runs serially."""
     bin_dir = shared_env(session)
     session.run(str(bin_dir / "python"), "-m", "ruff", "check", str(ROOT), external=True)
-    session.run(str(bin_dir / "python"), "-m", "pytest", *session.posargs, external=True)
+    session.run(str(bin_dir / "python"), "-m", "pytest", "-n", "auto", "--dist", "loadfile", *session.posargs,
+                external=True)
 
 
 SUITES = {
