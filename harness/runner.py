@@ -292,7 +292,6 @@ def run_suite(
     check_options(seed=seed, steps=steps, device=device, micro_batch=micro_batch, workers=workers, tile=tile,
                   noise_seeds=noise_seeds)
     suite, document, suite_path = load_suite_document(suite_name)
-    _warn_if_shadowing(suite, document, suite_path)
     profile_cfg = suite.profile(profile)
     check_suite(suite)
     policy = suite.inference.model_copy(update={k: v for k, v in (
@@ -311,6 +310,7 @@ def run_suite(
                                f"nothing; give them: --checkpoints {' '.join(f'{n}=FILE' for n in missing)}")
     for entry in entries:
         registry.check_entry(entry)
+    _warn_if_shadowing(suite, document, suite_path)  # after validation: a broken copy gets its one error line only
     if device is None:
         device = "cuda" if profile_cfg.data_source != "mini" and torch.cuda.is_available() else "cpu"
     if data_root is not None and profile_cfg.data_source == "mini":

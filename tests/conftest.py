@@ -3,6 +3,13 @@ import os
 # Tests must behave the same on every machine: two CPU threads, no GPU surprises.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+# Under pytest-xdist each worker process gets its share of the cores (inherited by the CLI
+# subprocesses the tests start): two workers with two OpenMP threads each on two cores made a
+# six-step Table 1 run five times slower than alone.
+_xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _xdist_workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _xdist_workers)))
+
 from harness._compat import install_torchvision_shim  # noqa: E402
 
 install_torchvision_shim()  # before any test imports torchvision (pyiqa, deformable-conv comparisons)

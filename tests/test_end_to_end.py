@@ -41,7 +41,8 @@ def test_same_seed_gives_bit_identical_metrics_and_labelled_artefacts(tmp_path):
 
 
 def test_trained_mini_dacode_beats_the_identity_on_sigma25(tmp_path):
-    outcome = _run(tmp_path, "dacode", method_names=["DACode"])
+    # 200 of the profile's 400 steps: +3.8 dB over the identity (measured), so the 3 dB floor is a real check
+    outcome = _run(tmp_path, "dacode", method_names=["DACode"], steps=200)
     dacode_psnr = outcome.results.cell_value("DACode", "bsd68_s25", "psnr_y")
     test_set = mini.test_set("bsd68_s25", "bsd68", "denoise", 25)
     degraded = to_tensor(np.stack([p.degraded for p in test_set.pairs]))
