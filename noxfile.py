@@ -88,7 +88,7 @@ def tests(session: nox.Session) -> None:
     CLI subprocesses, so two workers on two cores take about half the time. `-- -n 0` runs serially."""
     bin_dir = shared_env(session)
     session.run(str(bin_dir / "python"), "-m", "ruff", "check", str(ROOT), external=True)
-    session.run(str(bin_dir / "python"), "-m", "pytest", "-n", "auto", "--dist", "loadfile", *session.posargs,
+    session.run(str(bin_dir / "python"), "-m", "pytest", "-n", "auto", "--dist", "load", *session.posargs,
                 external=True)
 
 
