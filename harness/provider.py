@@ -24,7 +24,7 @@ from harness.memory import check_training_memory
 from harness.profile import count_parameters, format_params
 from harness.results import TrainSummary
 from harness.store import ResultsDB, file_sha256, stable_hash
-from harness.suite import MethodEntry, Suite, TrainConfig
+from harness.suite import InferencePolicy, MethodEntry, Suite, TrainConfig
 from harness.train import Schedule, train
 
 
@@ -49,10 +49,15 @@ class RowContext:
     log: object = print
     train_seconds: float = 0.0
     memory: dict = field(default_factory=dict)  # row → the training memory estimate
+    policy: InferencePolicy | None = None  # the run's inference policy: the suite's with --tile/--noise-seeds over it
 
     @property
     def profile_cfg(self):
         return self.suite.profiles[self.profile]
+
+    @property
+    def inference(self) -> InferencePolicy:
+        return self.policy if self.policy is not None else self.suite.inference
 
 
 def kwargs_of(entry: MethodEntry, ctx: RowContext) -> dict:
@@ -96,7 +101,7 @@ def method_key(entry: MethodEntry, ctx: RowContext) -> str:
 
 def cell_key(method_key_: str, column, ctx: RowContext) -> str:
     return stable_hash({"method": method_key_, "column": column.model_dump(), "metrics": list(ctx.suite.metrics),
-                        "data": ctx.suite.data.model_dump(), "inference": ctx.suite.inference.model_dump()})
+                        "data": ctx.suite.data.model_dump(), "inference": ctx.inference.model_dump()})
 
 
 @dataclass

@@ -190,6 +190,8 @@ def _run_method(entry: MethodEntry, ctx: provider.RowContext, test_sets, policy:
         if plan.all_cached:
             ctx.log(f"[{entry.name}] all {len(plan.cell_keys)} columns already computed from identical inputs; reused")
             summary = {**plan.cached_doc, "name": entry.name, "citation": entry.citation}
+            # the method document is shared by policies; the cells were computed under this run's
+            summary["noise_seeds"] = policy.noise_seeds if summary.get("stochastic") else 1
             rows_by_column = dict(plan.cached_cells)
         else:
             rows_by_column = dict(plan.cached_cells)
@@ -341,7 +343,7 @@ def run_suite(
         ctx = provider.RowContext(suite, profile, prepared.sampler, train_cfg, n_steps, seed, db, inputs,
                                   device=device, checkpoint_every=checkpoint_every, micro_batch=micro_batch,
                                   workers=workers, recompute=recompute, progress=progress and rank == 0,
-                                  log=log if rank == 0 else (lambda *a: None))
+                                  log=log if rank == 0 else (lambda *a: None), policy=policy)
         if rank != 0:
             provider.follow(entries, ctx)
             return None

@@ -518,3 +518,29 @@ def test_last_corners_a_new_user_found(user, tmp_path):
         os.chmod(ro, 0o555)
         one_line_error(cli(user, "gate", f"r/{NAME}/mini", "--golden", ro / "g.json", "--update"), 2,
                        "cannot write")
+
+
+def test_a_cli_inference_policy_is_part_of_the_cell_key(tmp_path):
+    """--noise-seeds and --tile change what a cell means: cells cached under another policy are not reused
+    (the trained weights are), and the run says which policy its cells were computed under."""
+    from harness.runner import run_suite
+
+    def run_(**kw):
+        messages = []
+        outcome = run_suite("table1_three_task", profile="mini", results_root=tmp_path, steps=2, progress=False,
+                            method_names=["MoCE-IR"], log=messages.append, **kw)
+        return outcome.results, messages
+
+    plain, _ = run_()
+    seeded, log = run_(noise_seeds=3)
+    assert not any("already computed" in m for m in log) and any("reusing weights trained earlier" in m for m in log)
+    cell = seeded.cells["MoCE-IR"]["sots"]
+    assert cell.n_seeds == 3 and cell.spread["psnr_y"] > 0
+    assert seeded.method("MoCE-IR").noise_seeds == 3 and "3 noise seeds" in seeded.inference["description"]
+    again, log = run_()  # the one-seed cells are still there, and are what this run shows
+    assert any("all 5 columns already computed" in m for m in log)
+    assert again.cells["MoCE-IR"]["sots"].n_seeds == 1 and again.method("MoCE-IR").noise_seeds == 1
+    assert again.cells == plain.cells
+    tiled, log = run_(tile=32, overlap=8)
+    assert not any("already computed" in m for m in log)
+    assert tiled.cells["MoCE-IR"]["sots"].values != plain.cells["MoCE-IR"]["sots"].values
