@@ -80,6 +80,13 @@ def shared_env(session: nox.Session) -> pathlib.Path:
     return ENV_DIR / "bin"
 
 
+@nox.session(name="env")
+def env(session: nox.Session) -> None:
+    """Build (or check) the shared environment and nothing else: CI builds it once before it runs
+    two sessions side by side."""
+    shared_env(session)
+
+
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
     """Lint (ruff: pyflakes, import order, pycodestyle errors), then run the test suite (CPU, offline).
