@@ -171,11 +171,11 @@ def _method_result(entry: MethodEntry, ctx: provider.RowContext) -> dict:
             "checkpoint": entry.checkpoint, "code": registry.code_identity(entry)}
 
 
-def _run_method(entry: MethodEntry, ctx: provider.RowContext, test_sets, policy: InferencePolicy, run_id: str,
-                timings: Timings, eval_log: EvalLog) -> tuple[dict[str, list[dict]], dict]:
+def _run_method(entry: MethodEntry, ctx: provider.RowContext, test_sets, run_id: str, timings: Timings,
+                eval_log: EvalLog) -> tuple[dict[str, list[dict]], dict]:
     """One row: reuse cached cells, else get the model (checkpoint, cached weights or training) or
     read its outputs folder, and score every missing column, storing each as soon as it is done."""
-    suite = ctx.suite
+    suite, policy = ctx.suite, ctx.inference
     summary = _method_result(entry, ctx)
     model_before, metrics_before, train_before = eval_log.model_s, eval_log.metrics_s, ctx.train_seconds
     rows_by_column: dict[str, list[dict]] = {}
@@ -356,7 +356,7 @@ def run_suite(
         summaries: list[dict] = []
         try:
             for entry in entries:
-                rows[entry.name], summary = _run_method(entry, ctx, test_sets, policy, run_id, timings, eval_log)
+                rows[entry.name], summary = _run_method(entry, ctx, test_sets, run_id, timings, eval_log)
                 summaries.append(summary)
         except BaseException as exc:  # interrupted or failed: finished cells stay stored for the rerun
             db.end_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
